@@ -1,0 +1,1 @@
+"""Shared building blocks: params schema, artifact contracts, geometry, meshes, rendering."""

@@ -1,0 +1,268 @@
+"""The one typed schema of ``params.yaml``.
+
+Every section is a frozen pydantic model with ``extra="forbid"``: an unknown or mistyped
+key fails at load with its dotted name (``render.views_per_modle: Extra inputs are not
+permitted``). Stages receive the smallest section they need, never the root.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PASCAL3D_CLASSES: tuple[str, ...] = (
+    "aeroplane", "bicycle", "boat", "bottle", "bus", "car",
+    "chair", "diningtable", "motorbike", "sofa", "train", "tvmonitor",
+)
+# IKEA classes not among PASCAL3D+'s (chair, sofa and table=diningtable are shared).
+IKEA_EXTRA_CLASSES: tuple[str, ...] = ("bed", "bookcase", "desk")
+ALL_CLASSES: tuple[str, ...] = PASCAL3D_CLASSES + IKEA_EXTRA_CLASSES
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0.0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Range(Section):
+    """A closed interval ``[lo, hi]`` sampled uniformly unless said otherwise."""
+
+    lo: float
+    hi: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Range":
+        if self.lo > self.hi:
+            raise ValueError(f"lo ({self.lo}) must be <= hi ({self.hi})")
+        return self
+
+
+class PathsParams(Section):
+    """Every output location, written once and used in dvc.yaml as ``${paths.x}``."""
+
+    catalog: str = "data/catalog"
+    renders: str = "data/renders"
+    composites: str = "data/composites"
+    adaptation_pairs: str = "data/adaptation_pairs"
+    proxy_real: str = "data/proxy_real"
+    staging: str = "data/.staging"
+    metrics: str = "metrics"  # small JSON summaries per stage, tracked by git (dvc metrics show)
+
+
+class ProceduralParams(Section):
+    enabled: bool = True
+    categories: tuple[str, ...] = ALL_CLASSES
+    models_per_category: PositiveInt = 8
+    # The last ``heldout_per_category`` models of each class are never rendered for
+    # training; the proxy-real set uses them (held-out instances, SPEC §3).
+    heldout_per_category: Annotated[int, Field(ge=0)] = 2
+    part_colors: bool = True
+    photo_textures: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> "ProceduralParams":
+        unknown = sorted(set(self.categories) - set(ALL_CLASSES))
+        if unknown:
+            raise ValueError(f"unknown categories {unknown}; known: {list(ALL_CLASSES)}")
+        if self.heldout_per_category >= self.models_per_category:
+            raise ValueError(
+                f"heldout_per_category ({self.heldout_per_category}) must be smaller than "
+                f"models_per_category ({self.models_per_category})"
+            )
+        return self
+
+
+SourceKind = Literal["pascal3d", "objectnet3d", "shapenet_v1", "shapenet_v2", "modelnet", "folder"]
+
+
+class CatalogSource(Section):
+    """A library of 3D models on disk, imported into the canonical frame.
+
+    ``root`` layouts: pascal3d/objectnet3d ``<root>/CAD/<class>/NN.off``; shapenet_v1
+    ``<root>/<synset>/<id>/model.obj``; shapenet_v2 ``<root>/<synset>/<id>/models/
+    model_normalized.obj``; modelnet ``<root>/<class>/{train,test}/*.off``; folder: any
+    ``*.obj|*.glb|*.gltf|*.ply|*.stl|*.off`` below ``root`` with ``class_map`` mapping a
+    file's relative path (glob patterns allowed) or its first folder to a category.
+    """
+
+    kind: SourceKind
+    root: str
+    # Rename source classes (``bookshelf: bookcase``); for ``folder`` the glob → class map.
+    class_map: dict[str, str] = Field(default_factory=dict)
+    categories: tuple[str, ...] | None = None  # keep only these (after class_map)
+    license: str = "see source"
+    # A missing root is an error when required, else a logged "skipped: not found" line.
+    required: bool = False
+    # Axis convention override (e.g. "y_up_front_neg_z"); None = the source's documented one.
+    axes: str | None = None
+    max_models_per_category: PositiveInt | None = None
+
+
+class CatalogParams(Section):
+    procedural: ProceduralParams = ProceduralParams()
+    sources: tuple[CatalogSource, ...] = ()
+    min_faces: PositiveInt = 4
+    max_faces: PositiveInt = 500_000
+
+
+class LightParams(Section):
+    """Phong-style light perturbation (seed 003 §3.1) mapped onto pyrender's PBR lights."""
+
+    ambient: Range = Range(lo=0.15, hi=0.45)
+    diffuse: Range = Range(lo=2.0, hi=5.0)  # directional-light intensity
+    specular: Range = Range(lo=0.0, hi=0.5)  # 1 - roughness of the material
+    color_jitter: NonNegFloat = 0.1  # per-channel multiplicative jitter of the light colour
+    n_lights: Annotated[int, Field(ge=1, le=8)] = 1
+    elevation_deg: Range = Range(lo=10.0, hi=80.0)
+
+
+class ViewpointPriorParams(Section):
+    kind: Literal["none", "pascal3d"] = "none"
+    # PASCAL3D+ viewpoint csv (``path,x0,y0,x1,y1,_,azimuth,elevation,theta``)
+    path: str = "../shared/data/pascal3d_annotations/train.csv"
+
+
+class RenderParams(Section):
+    platform: Literal["auto", "egl", "osmesa"] = "auto"
+    workers: PositiveInt = 2
+    image_size: Annotated[int, Field(ge=16, le=2048)] = 128
+    fov_deg: Annotated[float, Field(gt=5.0, lt=120.0)] = 35.0
+    views_per_model: PositiveInt = 24
+    # Cameras on a recursively subdivided icosahedron (seed 000 §III, Fig. 2): level 0 =
+    # 12 vertices, 1 = 42, 2 = 162, 3 = 642; caps cut to z/R in [z_min, z_max].
+    icosphere_level: Annotated[int, Field(ge=0, le=5)] = 2
+    z_min: Annotated[float, Field(ge=-1.0, le=1.0)] = -0.1
+    z_max: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.6
+    azimuth_jitter_deg: NonNegFloat = 5.0  # so views are not all on the same vertices
+    theta_sigma_deg: NonNegFloat = 5.0  # in-plane rotation ~ N(0, sigma), clipped at 3 sigma
+    # Camera distance in units of the model's bounding-box diagonal, log-uniform.
+    distance: Range = Range(lo=1.3, hi=2.6)
+    focal_jitter: NonNegFloat = 0.04  # focal point uniform in a cube of this half-size
+    # "Shifted focal point" close-ups (seed 000 §III): F' = F + shift * (C - P_axis).
+    closeup_fraction: Probability = 0.15
+    closeup_shift: NonNegFloat = 0.2
+    closeup_distance_scale: Annotated[float, Field(gt=0.0, le=1.0)] = 0.7
+    style: Literal["grey", "part_colors", "textured"] = "part_colors"
+    light: LightParams = LightParams()
+    viewpoint_prior: ViewpointPriorParams = ViewpointPriorParams()
+
+    @model_validator(mode="after")
+    def _caps(self) -> "RenderParams":
+        if self.z_min >= self.z_max:
+            raise ValueError(f"z_min ({self.z_min}) must be < z_max ({self.z_max})")
+        return self
+
+
+class BackgroundParams(Section):
+    skimage: bool = True  # the real photographs shipped inside scikit-image
+    procedural: Annotated[int, Field(ge=0)] = 24  # number of procedural clutter images
+    dir: str | None = None  # a folder of the user's photos (jpg/png), e.g. SUN2012
+    size: Annotated[int, Field(ge=32)] = 256  # backgrounds are stored at this square size
+
+
+class CompositeParams(Section):
+    workers: PositiveInt = 2
+    image_size: Annotated[int, Field(ge=16, le=2048)] = 128
+    per_render: PositiveInt = 1
+    backgrounds: BackgroundParams = BackgroundParams()
+    bg_channel_swap_p: Probability = 0.5
+    bg_flip_p: Probability = 0.5
+    bg_rot90_p: Probability = 0.5
+    bg_crop_scale: Range = Range(lo=0.4, hi=1.0)  # side of the crop / side of the background
+    object_scale: Range = Range(lo=0.55, hi=0.95)  # longest bbox side / image side
+    object_noise_std: Range = Range(lo=0.0, hi=0.04)  # Gaussian noise on the object, [0,1] units
+    object_blur_sigma: Range = Range(lo=0.0, hi=0.8)  # pixels, object only
+    border_blur_sigma: Range = Range(lo=0.3, hi=1.2)  # pixels, object + adjacent background
+    light_color_jitter: NonNegFloat = 0.1
+    # Blending modes and their probabilities (normalised): alpha, blurred alpha, Poisson.
+    blend: dict[Literal["alpha", "blurred_alpha", "poisson"], NonNegFloat] = Field(
+        default_factory=lambda: {"alpha": 0.3, "blurred_alpha": 0.7, "poisson": 0.0}
+    )
+    adaptation_pairs: bool = True
+
+    @model_validator(mode="after")
+    def _blend(self) -> "CompositeParams":
+        if not self.blend or sum(self.blend.values()) <= 0:
+            raise ValueError("blend needs at least one mode with a positive probability")
+        return self
+
+
+class ProxyRealParams(Section):
+    """The synthetic proxy-real evaluation set (SPEC §3). It is *not* real data."""
+
+    images_per_model: PositiveInt = 8
+    image_size: Annotated[int, Field(ge=16, le=2048)] = 128
+    n_lights: Range = Range(lo=2, hi=4)
+    light_color_jitter: NonNegFloat = 0.35
+    closeup_fraction: Probability = 0.3
+    truncation_p: Probability = 0.25
+    occluder_p: Probability = 0.4
+    sensor_noise_std: Range = Range(lo=0.005, hi=0.03)
+    jpeg_quality: Range = Range(lo=35, hi=90)
+    motion_blur_p: Probability = 0.3
+    # Real photos for backgrounds; the user folder when set, else scikit-image's photos
+    # that the composite stage does not use.
+    backgrounds_dir: str | None = None
+
+
+class Params(Section):
+    seed: Annotated[int, Field(ge=0)] = 0
+    paths: PathsParams = PathsParams()
+    catalog: CatalogParams = CatalogParams()
+    render: RenderParams = RenderParams()
+    composite: CompositeParams = CompositeParams()
+    proxy_real: ProxyRealParams = ProxyRealParams()
+
+
+class ParamsError(ValueError):
+    """A params file that does not match the schema; the message names file and keys."""
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def parse_params(raw: dict[str, Any], source: str = "params") -> Params:
+    """Validate a params mapping; errors name the dotted key (``render.image_size``)."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = [
+            f"  {_dotted(err['loc']) or '<root>'}: {err['msg']}"
+            + (f" (got {err['input']!r})" if err["type"] != "missing" and not isinstance(err["input"], dict) else "")
+            for err in exc.errors()
+        ]
+        raise ParamsError(f"{source}: invalid parameters\n" + "\n".join(lines)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Load and validate ``params.yaml``; a missing file or bad YAML names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    return parse_params(raw, source=str(path))
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return ``raw`` with dotted-key overrides (``{"render.views_per_model": 2}``) applied,
+    as ``dvc exp run -S`` does. Nested mappings are created where missing."""
+    out: dict[str, Any] = yaml.safe_load(yaml.safe_dump(raw))  # deep copy, plain types
+    for dotted, value in overrides.items():
+        node = out
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return out

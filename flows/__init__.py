@@ -1,0 +1,1 @@
+"""Flows wire stages: they run ``dvc repro`` and report; no maths, no file formats."""

@@ -1,0 +1,38 @@
+"""Shared fixtures: the repository root, ../shared/data, a tiny params profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def shared_data(*parts: str) -> Path:
+    """A path under ../shared/data; skips the test with a reason when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not available: {path} not found (../shared/data is optional)")
+    return path
+
+
+def small_params_raw(tmp: Path | None = None) -> dict:
+    """params.yaml with the small profile (profiles/small.yaml) applied; paths under ``tmp``."""
+    from core.params import apply_overrides
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    overrides = yaml.safe_load((ROOT / "profiles" / "small.yaml").read_text())
+    raw = apply_overrides(raw, overrides)
+    if tmp is not None:
+        raw["paths"] = {k: str(tmp / v) for k, v in raw["paths"].items()}
+    return raw
+
+
+@pytest.fixture
+def small_params(tmp_path: Path):
+    from core.params import parse_params
+
+    return parse_params(small_params_raw(tmp_path), "small profile")
