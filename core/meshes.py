@@ -58,14 +58,20 @@ def check_mesh(scene: trimesh.Scene, source: str, *, min_faces: int = 4, max_fac
 
 
 def normalize(scene: trimesh.Scene) -> trimesh.Scene:
-    """Centre the bounding box at the origin and scale its diagonal to 1 (in place)."""
-    lo, hi = scene.bounds
+    """A baked copy with the bounding box centred at the origin and its diagonal scaled to 1.
+
+    The transform is applied to each part's vertices (not through the scene graph: trimesh
+    5.2 can drop a near-identity scene transform from its cached graph).
+    """
+    baked = bake(scene)
+    lo, hi = baked.bounds
     diag = float(np.linalg.norm(hi - lo))
     transform = np.eye(4)
     transform[:3, :3] *= 1.0 / diag
     transform[:3, 3] = -(lo + hi) / 2.0 / diag
-    scene.apply_transform(transform)
-    return scene
+    for mesh in baked.geometry.values():
+        mesh.apply_transform(transform)
+    return baked
 
 
 def bake(scene: trimesh.Scene) -> trimesh.Scene:

@@ -185,6 +185,8 @@ def to_pyrender_meshes(scene: trimesh.Scene, style: Style) -> list[Any]:
         for prim in mesh.primitives:
             if prim.material is not None:
                 prim.material.metallicFactor = 0.0
+                # Real CAD files often wind faces inwards (ShapeNet): no back-face culling.
+                prim.material.doubleSided = True
     return meshes
 
 

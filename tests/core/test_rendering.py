@@ -30,7 +30,9 @@ def sphere_scene(radius=0.3):
 
 def box_scene():
     body = trimesh.creation.box((0.3, 0.6, 0.2))
+    body.visual.face_colors = (200, 40, 40, 255)
     nose = trimesh.creation.box((0.1, 0.1, 0.1))
+    nose.visual.face_colors = (40, 200, 40, 255)
     nose.apply_translation((0, -0.35, 0))
     scene = trimesh.Scene()
     scene.add_geometry(body, geom_name="body")
@@ -74,12 +76,10 @@ def test_bbox_equals_mask_extent_and_projection(renderer):
 
 
 def test_front_view_shows_front(renderer):
-    scene = box_scene()  # the nose is at -y, the canonical front
-    renderer.set_model(scene, "car", "grey")
-    front = renderer.render(view(az=0.0, el=0.0, distance=1.6), [LIGHT])
-    back = renderer.render(view(az=180.0, el=0.0, distance=1.6), [LIGHT])
-    # the nose is between the camera and the body in the front view only
-    assert front.depth[front.mask > 0].min() < back.depth[back.mask > 0].min() - 0.05
+    renderer.set_model(box_scene(), "car", "part_colors")  # green nose at -y, the canonical front
+    front = renderer.render(view(az=0.0, el=0.0, distance=1.6), [LIGHT]).rgb[SIZE // 2, SIZE // 2]
+    back = renderer.render(view(az=180.0, el=0.0, distance=1.6), [LIGHT]).rgb[SIZE // 2, SIZE // 2]
+    assert front[1] > front[0] and back[0] > back[1]
 
 
 def test_semantic_colours_per_class(renderer):

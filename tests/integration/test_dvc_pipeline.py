@@ -1,0 +1,121 @@
+"""The real pipeline under real DVC on the small profile, in a scratch git repository."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import ROOT, small_params_raw
+
+pytestmark = pytest.mark.integration
+
+BIN = Path(sys.executable).parent
+
+
+def sh(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc.stdout + proc.stderr
+
+
+def make_repo(path: Path, overrides: dict | None = None) -> Path:
+    """A git+DVC repository holding the project's pipeline files and the small profile."""
+    path.mkdir(parents=True)
+    for item in ("dvc.yaml", "core", "stages"):
+        src = ROOT / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, path / item)
+    raw = small_params_raw()
+    for key, value in (overrides or {}).items():
+        raw[key] = value
+    (path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    (path / ".gitignore").write_text("__pycache__/\n/data/\n")
+    sh(path, "git", "init", "-q")
+    sh(path, "git", "config", "user.email", "test@cad2real.local")
+    sh(path, "git", "config", "user.name", "cad2real test")
+    sh(path, "dvc", "init", "-q")
+    sh(path, "dvc", "config", "core.analytics", "false")
+    sh(path, "git", "add", "-A")
+    sh(path, "git", "commit", "-qm", "pipeline")
+    return path
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    path = make_repo(tmp_path_factory.mktemp("dvc") / "repo")
+    sh(path, "dvc", "repro")
+    return path
+
+
+def test_repro_produces_every_output(repo: Path):
+    catalog = pd.read_parquet(repo / "data/catalog/manifest.parquet")
+    renders = pd.read_parquet(repo / "data/renders/manifest.parquet")
+    composites = pd.read_parquet(repo / "data/composites/manifest.parquet")
+    pairs = pd.read_parquet(repo / "data/adaptation_pairs/manifest.parquet")
+    proxy = pd.read_parquet(repo / "data/proxy_real/manifest.parquet")
+    assert set(catalog["category"]) == {"chair", "car", "bottle", "bookcase"}
+    assert len(catalog) == 12 and (catalog["split"] == "heldout").sum() == 4
+    assert len(renders) == 8 * 4  # 2 training models per class x 4 views
+    assert set(renders["model_id"]) == set(catalog.loc[catalog["split"] == "train", "model_id"])
+    assert len(composites) == len(renders) and len(pairs) == len(renders)
+    assert len(proxy) == 4 * 2 and proxy["synthetic"].all()
+    assert set(proxy["model_id"]) == set(catalog.loc[catalog["split"] == "heldout", "model_id"])
+    assert (proxy["domain"] == "proxy-real (synthetic)").all()
+    assert "SYNTHETIC" in (repo / "data/proxy_real/README.txt").read_text()
+    for root, df, cols in (
+        ("renders", renders, ("rgb", "mask", "depth", "semantic")),
+        ("composites", composites, ("image", "mask", "semantic")),
+        ("adaptation_pairs", pairs, ("image", "render")),
+        ("proxy_real", proxy, ("image",)),
+    ):
+        for col in cols:
+            assert all((repo / "data" / root / rel).is_file() for rel in df[col]), (root, col)
+    assert not (repo / "data/.staging").exists() or not any((repo / "data/.staging").iterdir())
+    metrics = sh(repo, "dvc", "metrics", "show")
+    assert "render.json" in metrics and "proxy_real.json" in metrics
+
+
+def test_second_repro_is_a_noop(repo: Path):
+    out = sh(repo, "dvc", "repro")
+    assert "didn't change" in out or "up to date" in out
+    assert "Running stage" not in out
+    assert "up to date" in sh(repo, "dvc", "status")
+
+
+def test_exp_run_with_set_param(repo: Path):
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "lock")
+    sh(repo, "dvc", "exp", "run", "-S", "render.views_per_model=2")
+    renders = pd.read_parquet(repo / "data/renders/manifest.parquet")
+    assert len(renders) == 8 * 2
+    assert "views_per_model: 2" in (repo / "params.yaml").read_text()
+
+
+def test_same_params_give_byte_identical_manifests(tmp_path: Path):
+    """Determinism: two repositories with the same params produce the same bytes."""
+    a, b = make_repo(tmp_path / "a"), make_repo(tmp_path / "b", {"render": {**small_params_raw()["render"], "workers": 1}})
+    sh(a, "dvc", "repro", "render")
+    sh(b, "dvc", "repro", "render")  # one worker instead of two: same result
+    for rel in ("data/catalog/manifest.parquet", "data/renders/manifest.parquet"):
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+    renders = pd.read_parquet(a / "data/renders/manifest.parquet")
+    for rel in renders["rgb"].iloc[:5]:
+        assert (a / "data/renders" / rel).read_bytes() == (b / "data/renders" / rel).read_bytes()
+
+
+def test_bad_params_fail_with_the_key(tmp_path: Path):
+    repo = make_repo(tmp_path / "bad")
+    text = (repo / "params.yaml").read_text().replace("views_per_model:", "views_per_modle:")
+    (repo / "params.yaml").write_text(text)
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    proc = subprocess.run([sys.executable, "-m", "stages.catalog"], cwd=repo, env=env, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "render.views_per_modle" in proc.stderr
