@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 export PYTHONDONTWRITEBYTECODE := 1
+# dvc.yaml's commands run `python`: the project's venv first on PATH.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: run test setup system lint gallery bench clean-data
 

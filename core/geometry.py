@@ -24,6 +24,7 @@ from core.params import RenderParams
 
 # GL camera (x right, y up, looking down -z) -> OpenCV camera (x right, y down, z forward).
 GL_TO_CV = np.diag([1.0, -1.0, -1.0])
+MODEL_RADIUS = 0.5  # half the bounding-box diagonal of a canonical model
 
 
 def icosphere_directions(level: int) -> np.ndarray:
@@ -184,8 +185,9 @@ def sample_view(
     given and it knows ``category``. Distance log-uniform in ``p.distance``; focal point
     uniform in a cube of half-size ``p.focal_jitter``; with probability
     ``closeup_fraction`` a close-up whose focal point is shifted by
-    ``F' = F + closeup_shift * (C - P_axis)``, ``P_axis`` = the front-view axis on the
-    camera sphere, at ``closeup_distance_scale`` times the distance.
+    ``F' = F + closeup_shift * (C - P_axis)`` (seed 000 §III), ``C`` and ``P_axis`` (the
+    front-view axis) on a sphere of the model's radius (half its unit diagonal), so the
+    focal point stays on the object; the camera comes ``closeup_distance_scale`` closer.
     ``directions`` must be the model's permuted directions (see :func:`view_directions`).
     """
     if prior is not None and prior.has(category):
@@ -200,8 +202,8 @@ def sample_view(
     closeup = bool(rng.uniform() < fraction)
     shift = 0.0
     if closeup:
-        c = camera_center(azimuth, elevation, distance)
-        p_axis = np.array([0.0, -distance, 0.0])
+        c = camera_center(azimuth, elevation, MODEL_RADIUS)
+        p_axis = np.array([0.0, -MODEL_RADIUS, 0.0])
         delta = p.closeup_shift * (c - p_axis)
         focal = focal + delta
         shift = float(np.linalg.norm(delta))

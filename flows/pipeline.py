@@ -7,6 +7,7 @@ itself, so a second run with nothing changed re-runs nothing.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -34,7 +35,9 @@ def stages(dvc_yaml: Path = Path("dvc.yaml")) -> list[str]:
 def repro(targets: list[str] | None = None, *, force: bool = False) -> None:
     cmd = [dvc_executable(), "repro", *(["--force"] if force else []), *(targets or [])]
     log.info("running: %s", " ".join(cmd))
-    subprocess.run(cmd, check=True)
+    # dvc.yaml's commands say `python`: make it this environment's interpreter.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    subprocess.run(cmd, check=True, env=env)
 
 
 def summary(params_path: Path = Path("params.yaml")) -> list[str]:

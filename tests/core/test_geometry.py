@@ -73,9 +73,9 @@ def test_closeup_shift_follows_seed_000():
     p = RenderParams(closeup_fraction=1.0, focal_jitter=0.0)
     dirs = geometry.view_directions(p, rng_for(0, "m"))
     v = geometry.sample_view(p, 0, dirs, rng_for(0, "m", 0))
-    d = v.distance / p.closeup_distance_scale
-    c = geometry.camera_center(v.azimuth, v.elevation, d)
-    expected = p.closeup_shift * (c - np.array([0, -d, 0]))
+    r = geometry.MODEL_RADIUS
+    c = geometry.camera_center(v.azimuth, v.elevation, r)
+    expected = p.closeup_shift * (c - np.array([0, -r, 0]))
     np.testing.assert_allclose(v.focal, expected, atol=1e-9)
 
 
