@@ -200,6 +200,7 @@ class ProxyRealParams(Section):
     image_size: Annotated[int, Field(ge=16, le=2048)] = 128
     n_lights: Range = Range(lo=2, hi=4)
     light_color_jitter: NonNegFloat = 0.35
+    shadows: bool = True  # directional-light self-shadowing (pyrender), unlike training renders
     closeup_fraction: Probability = 0.3
     truncation_p: Probability = 0.25
     occluder_p: Probability = 0.4

@@ -3,13 +3,15 @@
 Output ``paths.catalog``/:
   manifest.parquet  one row per usable model: model_id, category, source, path (GLB,
                     relative to the catalog dir), n_faces, n_vertices, license, split
-                    ("train" or "heldout"), original_path, has_texture, style (JSON)
+                    ("train" or "heldout"), original_path, has_texture, style (JSON),
+                    sha256 (of the GLB: renders are keyed by it)
   meshes/<model_id>.glb   canonical frame (up +z, front -y, centred, unit bbox diagonal)
   skipped.csv       original_path, source, reason for every model that could not be used
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ log = logging.getLogger("cad2real.catalog")
 
 COLUMNS = [
     "model_id", "category", "source", "path", "n_faces", "n_vertices", "license", "split",
-    "original_path", "has_texture", "style",
+    "original_path", "has_texture", "style", "sha256",
 ]
 
 
@@ -84,12 +86,14 @@ def build_catalog(p: CatalogParams, seed: int, out: Path) -> tuple[pd.DataFrame,
             return
         rel = f"meshes/{entry.model_id}.glb"
         meshes.export_glb(entry.scene, out / rel)
+        digest = hashlib.sha256((out / rel).read_bytes()).hexdigest()
         rows.append({
             "model_id": entry.model_id, "category": entry.category, "source": entry.source, "path": rel,
             "n_faces": meshes.scene_faces(entry.scene),
             "n_vertices": int(sum(len(g.vertices) for g in entry.scene.geometry.values())),
             "license": entry.license, "split": entry.split, "original_path": entry.original_path,
             "has_texture": _texture_flag(entry.scene), "style": json.dumps(entry.style, sort_keys=True),
+            "sha256": digest,
         })
 
     for entry in tqdm(procedural_entries(p, seed), desc="catalog: procedural", unit="model"):
@@ -103,10 +107,15 @@ def build_catalog(p: CatalogParams, seed: int, out: Path) -> tuple[pd.DataFrame,
                 raise
             log.info("skipped: %s", exc)
             continue
+        except ValueError as exc:  # the folder exists but holds no models of the layout
+            if src.required:
+                raise
+            log.warning("skipped: %s", exc)
+            continue
         log.info("catalog: %d models from %s at %s", len(found), src.kind, src.root)
         for model in tqdm(found, desc=f"catalog: {src.kind}", unit="model"):
             try:
-                scene = importers.load_model(model, src.axes)
+                scene = importers.load_model(model, src.axes, min_faces=p.min_faces, max_faces=p.max_faces)
             except meshes.MeshError as exc:
                 skipped.append({"original_path": str(model.path), "source": src.kind, "reason": str(exc)})
                 log.warning("skipped %s", exc)

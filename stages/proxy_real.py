@@ -1,8 +1,8 @@
 """proxy_real stage: the held-out *synthetic* evaluation set (SPEC §3). NOT real data.
 
 Held-out catalog instances (split "heldout", never rendered for training) rendered in a
-style no training image has: photo textures, several coloured lights, more close-ups,
-then pasted on real photos the composite stage does not use, truncated, occluded,
+style no training image has: photo textures, several coloured lights with self-shadowing,
+more close-ups, then pasted on real photos the composite stage does not use, truncated, occluded,
 motion-blurred, with sensor noise and JPEG compression.
 
 Output ``paths.proxy_real``/:
@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from core import compositing, degrade, meshes, procedural
+from core import compositing, degrade, meshes, procedural, rendering
 from core.backgrounds import SKIMAGE_HELDOUT, Background, load_folder, skimage_photos
 from core.io import MANIFEST, read_manifest, rng_for, write_metrics
 from core.params import CompositeParams, Params, ProxyRealParams, Range
@@ -99,7 +99,8 @@ def proxy_shard(shard: Shard, folder: Path) -> dict[str, list[dict]]:
                              closeup_fraction=p.closeup_fraction, n_lights=n_lights,
                              light_color_jitter=p.light_color_jitter, stream="proxy_real")
     rows = []
-    for i, (view, _lights, res) in enumerate(render.render_views(renderer, rp, plan, task.model_id)):
+    flags = rendering.shadow_flags() if p.shadows else None
+    for i, (view, _lights, res) in enumerate(render.render_views(renderer, rp, plan, task.model_id, flags=flags)):
         r = rng_for(task.seed, "proxy_real", task.model_id, i, "degrade")
         bg = _PHOTOS[int(r.integers(len(_PHOTOS)))]
         layers = compositing.RenderLayers(rgb=res.rgb, mask=res.mask, semantic=res.semantic, depth=res.depth)

@@ -92,14 +92,14 @@ def plan_views(
 
 
 def render_views(
-    renderer: rendering.Renderer, p: RenderParams, plan: ViewPlan, model_id: str,
+    renderer: rendering.Renderer, p: RenderParams, plan: ViewPlan, model_id: str, *, flags: int | None = None,
 ) -> list[tuple[geometry.View, list[rendering.LightSample], rendering.RenderResult]]:
     """Render each planned view; a view whose object is not in the image is resampled
     (without close-up) from its own generator, up to ``MAX_ATTEMPTS``, so results stay
     deterministic."""
     results = []
     for i, (view, lights, rng) in enumerate(plan.views):
-        result = renderer.render(view, lights)
+        result = renderer.render(view, lights, flags=flags)
         attempts = 1
         while result.visible_fraction == 0.0 or np.count_nonzero(result.mask) < 4:
             if attempts >= MAX_ATTEMPTS:
@@ -107,7 +107,7 @@ def render_views(
                                  "check render.distance and render.fov_deg")
             view = geometry.sample_view(p, i, plan.directions, rng, category=plan.category, prior=plan.prior,
                                         closeup_fraction=0.0)
-            result = renderer.render(view, lights)
+            result = renderer.render(view, lights, flags=flags)
             attempts += 1
         results.append((view, lights, result))
     return results
