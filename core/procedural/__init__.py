@@ -27,7 +27,7 @@ from core.meshes import bake, normalize
 from core.procedural.furniture import build_bed, build_bookcase, build_chair, build_desk, build_diningtable, build_sofa
 from core.procedural.objects import build_bottle, build_tvmonitor
 from core.procedural.palette import assign_colors
-from core.procedural.parts import Part
+from core.procedural.parts import Part, Style
 from core.procedural.vehicles import (
     build_aeroplane,
     build_bicycle,
@@ -38,7 +38,6 @@ from core.procedural.vehicles import (
     build_train,
 )
 
-Style = dict[str, float | int | bool | str]
 Builder = Callable[[np.random.Generator], tuple[list[Part], Style]]
 
 GENERATORS: dict[str, Builder] = {

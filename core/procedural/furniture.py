@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.procedural.parts import (
+    Style,
     Part,
     box,
     box_between,
@@ -28,7 +29,6 @@ from core.procedural.parts import (
 )
 from core.procedural.palette import MATERIALS
 
-Style = dict[str, float | int | bool | str]
 
 
 def build_chair(rng: np.random.Generator) -> tuple[list[Part], Style]:

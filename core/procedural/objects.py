@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.procedural.parts import (
+    Style,
     Part,
     box,
     box_between,
@@ -22,7 +23,6 @@ from core.procedural.parts import (
     uniform,
 )
 
-Style = dict[str, float | int | bool | str]
 
 
 def build_bottle(rng: np.random.Generator) -> tuple[list[Part], Style]:

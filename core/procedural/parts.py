@@ -24,6 +24,9 @@ SECTIONS = 16
 # --- style samplers: python scalars, rounded so the style dict is short and JSON-clean ---
 
 
+# The sampled style parameters of a model: JSON-serialisable python scalars.
+Style = dict[str, float | int | bool | str]
+
 def uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
     return round(float(rng.uniform(lo, hi)), 4)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.procedural.parts import (
+    Style,
     Part,
     box,
     choice,
@@ -29,7 +30,6 @@ from core.procedural.parts import (
     wheel,
 )
 
-Style = dict[str, float | int | bool | str]
 
 
 def build_car(rng: np.random.Generator) -> tuple[list[Part], Style]:
