@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
 import os
 import shutil
 from collections.abc import Callable, Mapping
@@ -57,7 +58,22 @@ def shard_prefix(shard: Shard) -> str:
     return f"shards/{shard.key}"
 
 
+_INIT_ERROR: BaseException | None = None
+
+
+def _safe_init(initializer: Callable[..., None], *args: Any) -> None:
+    """Run a worker initializer, keeping its exception to raise with the first shard (an
+    initializer that raises would otherwise only break the pool with a generic message)."""
+    global _INIT_ERROR
+    try:
+        initializer(*args)
+    except Exception as exc:  # re-raised unchanged by _run_one
+        _INIT_ERROR = exc
+
+
 def _run_one(work: Work, shard: Shard, staging: str) -> dict[str, list[dict]]:
+    if _INIT_ERROR is not None:
+        raise _INIT_ERROR
     final = Path(staging) / shard.key
     tmp = final.with_name(f".{shard.key}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -119,10 +135,14 @@ def run_shards(
                     stack.callback(finalizer)
             outputs = (_run_one(work, shard, str(staging)) for shard in todo)
         else:
-            pool = stack.enter_context(
-                mp.get_context("spawn").Pool(workers, initializer=initializer, initargs=initargs)
-            )
-            outputs = pool.imap(_Call(work, str(staging)), todo)
+            # An executor, not multiprocessing.Pool: a worker that dies (e.g. a crash in the
+            # GL driver) raises BrokenProcessPool here instead of hanging the stage.
+            pool = stack.enter_context(ProcessPoolExecutor(
+                workers, mp_context=mp.get_context("spawn"),
+                initializer=_safe_init if initializer else None,
+                initargs=(initializer, *initargs) if initializer else (),
+            ))
+            outputs = pool.map(_Call(work, str(staging)), todo)
         for shard, tables_out in zip(todo, outputs):
             results[shard.key] = tables_out
             progress.update(shard.n_items)
@@ -134,7 +154,7 @@ def run_shards(
 
 
 class _Call:
-    """Picklable ``shard -> _run_one(work, shard, staging)`` for pool.imap."""
+    """Picklable ``shard -> _run_one(work, shard, staging)`` for the executor."""
 
     def __init__(self, work: Work, staging: str) -> None:
         self.work, self.staging = work, staging

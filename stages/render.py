@@ -229,6 +229,7 @@ def run(params: Params) -> pd.DataFrame:
     if not shards:
         raise ValueError(f"{catalog_path}: no models with split 'train' to render")
     p = params.render
+    load_prior(p)  # fail here, with the file's own error, before any worker starts
     staging = staging_dir(params.paths.staging, "render", (params.seed, p), catalog_path)
     workers, initargs = render_workers(p, len(shards))
     log.info("render: %d models x %d views at %d px on %d worker(s), OpenGL platform %s",

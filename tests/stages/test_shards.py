@@ -60,3 +60,14 @@ def test_parallel_workers_match_serial(tmp_path: Path):
     serial = run_shards(shards, work, tmp_path / "s1", tables=("rows",), workers=1, desc="t")
     parallel = run_shards(shards, work, tmp_path / "s2", tables=("rows",), workers=2, desc="t")
     assert serial == parallel
+
+
+def failing_init(message: str) -> None:
+    raise FileNotFoundError(message)
+
+
+def test_worker_initializer_error_is_raised_not_hung(tmp_path: Path):
+    shards = [Shard(f"m{i}", 1, "ok") for i in range(3)]
+    with pytest.raises(FileNotFoundError, match="no such prior"):
+        run_shards(shards, work, tmp_path / "s", tables=("rows",), workers=2, desc="t",
+                   initializer=failing_init, initargs=("no such prior",))
