@@ -71,7 +71,6 @@ class ViewPlan:
     directions: np.ndarray
     views: list[tuple[geometry.View, list[rendering.LightSample], np.random.Generator]]
     prior: geometry.ViewpointPrior | None
-    closeup_fraction: float | None
 
 
 def plan_views(
@@ -88,7 +87,7 @@ def plan_views(
                                     closeup_fraction=closeup_fraction)
         lights = [rendering.sample_light(p.light, rng, color_jitter=light_color_jitter) for _ in range(n_lights)]
         views.append((view, lights, rng))
-    return ViewPlan(category, directions, views, prior, closeup_fraction)
+    return ViewPlan(category, directions, views, prior)
 
 
 def render_views(
