@@ -90,6 +90,20 @@ def test_second_repro_is_a_noop(repo: Path):
     assert "up to date" in sh(repo, "dvc", "status")
 
 
+def test_main_job_reports_outputs_and_gallery(repo: Path):
+    """`make run`'s entry point on an up-to-date pipeline: no stage runs, every output is listed."""
+    out = sh(repo, sys.executable, "-m", "flows.pipeline")
+    assert "Running stage" not in out
+    for name in ("catalog", "renders", "composites", "adaptation pairs", "proxy-real set (SYNTHETIC)"):
+        assert name in out
+    assert "(not produced yet)" not in out
+    out = sh(repo, sys.executable, "-m", "flows.cli", "gallery", "--out", "gallery.png", "--per-class", "2")
+    import cv2
+
+    image = cv2.imread(str(repo / "gallery.png"))
+    assert image is not None and image.shape[0] > 4 * 128 and image.shape[1] == 120 + 128 * (2 + 2 + 2)
+
+
 def test_exp_run_with_set_param(repo: Path):
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "lock")
