@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from core.meshes import MeshError, bake, check_mesh, drop_non_meshes
+from core.meshes import MeshError, bake, check_mesh, drop_non_meshes, normalize_transform, transform_parts
 from core.params import ALL_CLASSES, CatalogSource
 
 log = logging.getLogger(__name__)
@@ -394,34 +394,13 @@ def _read_raw(path: Path) -> trimesh.Scene:
     return out
 
 
-def _normalize_transform(scene: trimesh.Scene) -> np.ndarray:
-    """The 4x4 of :func:`core.meshes.normalize`: bbox centre to the origin, diagonal to 1."""
-    lo = np.min([g.vertices.min(axis=0) for g in scene.geometry.values()], axis=0)
-    hi = np.max([g.vertices.max(axis=0) for g in scene.geometry.values()], axis=0)
-    diag = float(np.linalg.norm(hi - lo))
-    transform = np.eye(4)
-    transform[:3, :3] /= diag
-    transform[:3, 3] = -(lo + hi) / 2.0 / diag
-    return transform
-
-
-def _transform_parts(scene: trimesh.Scene, transform: np.ndarray) -> trimesh.Scene:
-    """Apply ``transform`` to the vertices of every part (the scene is baked). Not via
-    ``Scene.apply_transform``: trimesh 5.2's scene graph caches transforms under a rounded
-    hash, so a near-identity update (an already-normalised PASCAL3D+ model scaled by
-    1 - 4e-6) is silently lost."""
-    for geom in scene.geometry.values():
-        geom.apply_transform(transform)
-    return scene
-
-
 def _load(model: SourceModel, axes: str | None, min_faces: int, max_faces: int) -> tuple[trimesh.Scene, np.ndarray]:
     rotation = resolve_axes(model.kind, axes)
     scene = _read_raw(model.path)
     check_mesh(scene, str(model.path), min_faces=min_faces, max_faces=max_faces)
-    _transform_parts(scene, rotation)
-    to_unit = _normalize_transform(scene)
-    _transform_parts(scene, to_unit)
+    transform_parts(scene, rotation)
+    to_unit = normalize_transform(scene)
+    transform_parts(scene, to_unit)
     return scene, to_unit @ rotation
 
 

@@ -57,21 +57,33 @@ def check_mesh(scene: trimesh.Scene, source: str, *, min_faces: int = 4, max_fac
         raise MeshError(f"{source}: degenerate mesh (zero-size bounding box)")
 
 
-def normalize(scene: trimesh.Scene) -> trimesh.Scene:
-    """A baked copy with the bounding box centred at the origin and its diagonal scaled to 1.
-
-    The transform is applied to each part's vertices (not through the scene graph: trimesh
-    5.2 can drop a near-identity scene transform from its cached graph).
-    """
-    baked = bake(scene)
-    lo, hi = baked.bounds
+def normalize_transform(scene: trimesh.Scene) -> np.ndarray:
+    """The 4x4 that centres the bounding box of a baked scene and scales its diagonal to 1."""
+    lo = np.min([g.vertices.min(axis=0) for g in scene.geometry.values()], axis=0)
+    hi = np.max([g.vertices.max(axis=0) for g in scene.geometry.values()], axis=0)
     diag = float(np.linalg.norm(hi - lo))
     transform = np.eye(4)
-    transform[:3, :3] *= 1.0 / diag
+    transform[:3, :3] /= diag
     transform[:3, 3] = -(lo + hi) / 2.0 / diag
-    for mesh in baked.geometry.values():
-        mesh.apply_transform(transform)
-    return baked
+    return transform
+
+
+def transform_parts(scene: trimesh.Scene, transform: np.ndarray) -> trimesh.Scene:
+    """Apply ``transform`` to the vertices of every part of a baked scene (in place).
+
+    Not via ``Scene.apply_transform``: trimesh 5.2's scene graph caches transforms under a
+    rounded hash, so a near-identity update (an already-normalised PASCAL3D+ model scaled
+    by 1 - 4e-6) is silently lost.
+    """
+    for geom in scene.geometry.values():
+        geom.apply_transform(transform)
+    return scene
+
+
+def normalize(scene: trimesh.Scene) -> trimesh.Scene:
+    """A baked copy with the bounding box centred at the origin and its diagonal scaled to 1."""
+    baked = bake(scene)
+    return transform_parts(baked, normalize_transform(baked))
 
 
 def bake(scene: trimesh.Scene) -> trimesh.Scene:
