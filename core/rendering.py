@@ -178,14 +178,17 @@ def _plain_part(part: trimesh.Trimesh, grey: bool) -> trimesh.Trimesh:
     return part
 
 
-def to_pyrender_meshes(scene: trimesh.Scene, style: Style) -> list[Any]:
-    """pyrender meshes for a canonical model in the given style.
+def to_pyrender_mesh(scene: trimesh.Scene, style: Style) -> Any:
+    """One pyrender mesh for a canonical model in the given style.
 
     grey: every part uniform grey; part_colors: the parts' own colours (a texture becomes
     its material's colour); textured: textures where present, colours elsewhere.
-    Untextured parts are merged into one mesh: pyrender's per-primitive overhead, not
+    Untextured parts are merged into one primitive: pyrender's per-primitive overhead, not
     rasterisation, dominates the cost of small CAD meshes (one draw call instead of ~30
-    roughly doubles renders/s for the procedural models).
+    roughly doubles renders/s for the procedural models). Textured parts follow as further
+    primitives of the same mesh, in part-name order: pyrender orders the draws of
+    *separate* meshes at equal distance by hash (memory address), which made coplanar faces
+    of different parts z-fight differently from run to run.
     """
     pyrender = _import_pyrender()
     plain, textured = [], []
@@ -195,19 +198,19 @@ def to_pyrender_meshes(scene: trimesh.Scene, style: Style) -> list[Any]:
             textured.append(part)
         else:
             plain.append(_plain_part(part, grey=style == "grey"))
-    meshes = []
+    primitives = []
     if plain:
         merged = plain[0] if len(plain) == 1 else trimesh.util.concatenate(plain)
         material = _material(pyrender, GREY) if style == "grey" else None
-        meshes.append(pyrender.Mesh.from_trimesh(merged, material=material, smooth=False))
-    meshes += [pyrender.Mesh.from_trimesh(part, smooth=False) for part in textured]
-    for mesh in meshes:  # a common surface response, perturbed per sample via roughness
-        for prim in mesh.primitives:
-            if prim.material is not None:
-                prim.material.metallicFactor = 0.0
-                # Real CAD files often wind faces inwards (ShapeNet): no back-face culling.
-                prim.material.doubleSided = True
-    return meshes
+        primitives += pyrender.Mesh.from_trimesh(merged, material=material, smooth=False).primitives
+    for part in textured:
+        primitives += pyrender.Mesh.from_trimesh(part, smooth=False).primitives
+    for prim in primitives:  # a common surface response, perturbed per sample via roughness
+        if prim.material is not None:
+            prim.material.metallicFactor = 0.0
+            # Real CAD files often wind faces inwards (ShapeNet): no back-face culling.
+            prim.material.doubleSided = True
+    return pyrender.Mesh(primitives=primitives)
 
 
 class Renderer:
@@ -237,9 +240,8 @@ class Renderer:
         """Build the pyrender scene for one model; subsequent :meth:`render` calls reuse it."""
         pr = self._pyrender
         s = pr.Scene(bg_color=[0.0, 0.0, 0.0, 0.0], ambient_light=[0.3, 0.3, 0.3])
-        self._meshes = to_pyrender_meshes(scene, style)
-        for mesh in self._meshes:
-            s.add(mesh)
+        self._mesh = to_pyrender_mesh(scene, style)
+        s.add(self._mesh)
         k = self.k
         self._camera = pr.IntrinsicsCamera(fx=k[0, 0], fy=k[1, 1], cx=k[0, 2], cy=k[1, 2], znear=ZNEAR, zfar=ZFAR)
         self._camera_node = s.add(self._camera, pose=np.eye(4))
@@ -267,10 +269,9 @@ class Renderer:
             light.color = np.asarray(sample.color)
             light.intensity = sample.diffuse / len(lights)
             self._scene.set_pose(node, _light_pose(view, sample))
-        for mesh in self._meshes:
-            for prim in mesh.primitives:
-                if prim.material is not None:
-                    prim.material.roughnessFactor = float(np.clip(1.0 - lights[0].specular, 0.05, 1.0))
+        for prim in self._mesh.primitives:
+            if prim.material is not None:
+                prim.material.roughnessFactor = float(np.clip(1.0 - lights[0].specular, 0.05, 1.0))
         render_flags = pr.RenderFlags.NONE if flags is None else flags
         color, depth = self._renderer.render(self._scene, flags=render_flags)
         depth = np.ascontiguousarray(depth, dtype=np.float32)

@@ -123,3 +123,43 @@ def test_rendering_is_deterministic(renderer):
 
 def test_mask_bbox_empty():
     assert mask_bbox(np.zeros((5, 5), np.uint8)) == (0, 0, 0, 0)
+
+
+COPLANAR = """
+import numpy as np, trimesh
+from PIL import Image
+from core.geometry import View
+from core.rendering import LightSample, Renderer
+
+def quad(color):
+    q = trimesh.Trimesh([[-0.3, 0, -0.3], [0.3, 0, -0.3], [0.3, 0, 0.3], [-0.3, 0, 0.3]],
+                        [[0, 1, 2], [0, 2, 3]], process=False)
+    tex = Image.fromarray(np.full((4, 4, 3), color, np.uint8))
+    q.visual = trimesh.visual.TextureVisuals(uv=[[0, 0], [1, 0], [1, 1], [0, 1]],
+        material=trimesh.visual.material.PBRMaterial(baseColorTexture=tex))
+    return q
+
+scene = trimesh.Scene()
+junk = [object() for _ in range(np.random.randint(1, 500))]  # vary memory addresses
+scene.add_geometry(quad((0, 0, 255)), geom_name="b_blue")
+scene.add_geometry(quad((255, 0, 0)), geom_name="a_red")
+with Renderer(32, 35.0) as r:
+    r.set_model(scene, "tvmonitor", "textured")
+    rgb = r.render(View(0.0, 0.0, 0.0, 1.2, (0.0, 0.0, 0.0), False, 0.0),
+                   [LightSample(1.0, 0.0, 0.0, (1.0, 1.0, 1.0), 0.0, 45.0)]).rgb
+print(rgb[16, 16].tolist())
+"""
+
+
+def test_coplanar_parts_draw_in_part_name_order():
+    """Separate pyrender meshes at the same pose are drawn in hash order, which varies
+    between processes; the parts must be drawn in a fixed order instead (first wins)."""
+    import json
+    import subprocess
+    import sys
+
+    seen = {subprocess.run([sys.executable, "-c", COPLANAR], capture_output=True, text=True, check=True)
+            .stdout.strip().splitlines()[-1] for _ in range(4)}
+    assert len(seen) == 1
+    r, g, b = json.loads(seen.pop())
+    assert r > 200 and b < 50  # "a_red" comes first by name
