@@ -113,16 +113,18 @@ def test_exp_run_with_set_param(repo: Path):
     assert "views_per_model: 2" in (repo / "params.yaml").read_text()
 
 
-def test_same_params_give_byte_identical_manifests(tmp_path: Path):
-    """Determinism: two repositories with the same params produce the same bytes."""
+def test_same_params_give_byte_identical_outputs(tmp_path: Path):
+    """Determinism: two repositories with the same params (one and two render workers)
+    produce the same manifests and image bytes in every stage."""
     a, b = make_repo(tmp_path / "a"), make_repo(tmp_path / "b", {"render": {**small_params_raw()["render"], "workers": 1}})
-    sh(a, "dvc", "repro", "render")
-    sh(b, "dvc", "repro", "render")  # one worker instead of two: same result
-    for rel in ("data/catalog/manifest.parquet", "data/renders/manifest.parquet"):
+    sh(a, "dvc", "repro")
+    sh(b, "dvc", "repro")
+    for stage, column in (("catalog", "path"), ("renders", "rgb"), ("composites", "image"),
+                          ("adaptation_pairs", "render"), ("proxy_real", "image")):
+        rel = f"data/{stage}/manifest.parquet"
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
-    renders = pd.read_parquet(a / "data/renders/manifest.parquet")
-    for rel in renders["rgb"].iloc[:5]:
-        assert (a / "data/renders" / rel).read_bytes() == (b / "data/renders" / rel).read_bytes()
+        for file in pd.read_parquet(a / rel)[column]:
+            assert (a / "data" / stage / file).read_bytes() == (b / "data" / stage / file).read_bytes(), file
 
 
 def test_bad_params_fail_with_the_key(tmp_path: Path):
