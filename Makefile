@@ -43,7 +43,7 @@ $(STAMP): pyproject.toml requirements.lock
 lint: setup ## the import-layer contract
 	$(VENV)/bin/lint-imports
 
-gallery: setup ## docs/gallery.png from the current renders and composites
+gallery: setup ## docs/gallery.jpg from the current renders and composites
 	$(PY) -m flows.cli gallery
 
 bench: setup ## render and composite throughput (see BENCHMARKS.md)

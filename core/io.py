@@ -102,6 +102,19 @@ def write_png(path: str | Path, image: np.ndarray) -> None:
         raise OSError(f"{path}: could not write PNG")
 
 
+def write_image(path: str | Path, image: np.ndarray, *, jpeg_quality: int = 90) -> None:
+    """Write an RGB/grey uint8 image as PNG or JPEG, chosen by the file's suffix."""
+    path = Path(path)
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
+        if not cv2.imwrite(str(path), bgr, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]):
+            raise OSError(f"{path}: could not write JPEG")
+    elif path.suffix.lower() == ".png":
+        write_png(path, image)
+    else:
+        raise ValueError(f"{path}: unsupported image suffix {path.suffix!r}; .png, .jpg or .jpeg expected")
+
+
 def read_image(path: str | Path, *, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     """Read an image as RGB uint8 (or unchanged with ``cv2.IMREAD_UNCHANGED``).
 

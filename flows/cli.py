@@ -33,19 +33,19 @@ def check(params: Path = typer.Option(Path("params.yaml"), help="params file to 
 
 @app.command()
 def gallery(
-    out: Path = typer.Option(Path("docs/gallery.png"), help="where to write the PNG"),
+    out: Path = typer.Option(Path("docs/gallery.jpg"), help="where to write it (.jpg or .png)"),
     per_class: int = typer.Option(4, help="renders and composites per class"),
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
     """A gallery image from the current outputs: one row per class, renders then composites."""
     from core.gallery import make_gallery
-    from core.io import write_png
+    from core.io import write_image
     from core.params import load_params
 
     p = load_params(params)
     image = make_gallery(Path(p.paths.renders), Path(p.paths.composites), Path(p.paths.proxy_real), per_class)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_png(out, image)
+    write_image(out, image)
     typer.echo(f"gallery: wrote {out} ({image.shape[1]}x{image.shape[0]})")
 
 

@@ -28,7 +28,7 @@ import pandas as pd
 
 from core import compositing, degrade, meshes, procedural, rendering
 from core.backgrounds import SKIMAGE_HELDOUT, Background, load_folder, skimage_photos
-from core.io import MANIFEST, read_manifest, rng_for, write_metrics
+from core.io import MANIFEST, read_manifest, rng_for, write_image, write_metrics
 from core.params import CompositeParams, Params, ProxyRealParams, Range
 from stages import render
 from stages._cli import stage_main
@@ -124,9 +124,7 @@ def proxy_shard(shard: Shard, folder: Path) -> dict[str, list[dict]]:
         quality = int(round(r.uniform(p.jpeg_quality.lo, p.jpeg_quality.hi)))
         aug.update(sensor_noise_std=noise, jpeg_quality=quality)
         name = f"{i:04d}.jpg"
-        ok = cv2.imwrite(str(folder / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
-        if not ok:
-            raise OSError(f"{folder / name}: could not write JPEG")
+        write_image(folder / name, image, jpeg_quality=quality)
         x0, y0, x1, y1 = bbox
         rows.append({
             "image_id": f"{task.model_id}-p{i:04d}", "image": f"{shard_prefix(shard)}/{name}",
