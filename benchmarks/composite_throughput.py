@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from core import meshes, procedural, rendering
+from core.backgrounds import load_backgrounds
 from core.params import CompositeParams, Params, RenderParams
 from stages import composite, render
 from stages._shards import Shard, run_shards
@@ -53,7 +54,8 @@ def rate(renders: pd.DataFrame, root: Path, size: int, workers: int, staging: Pa
     ]
     start = time.perf_counter()
     run_shards(shards, composite.composite_shard, staging, tables=("composites", "pairs"), workers=workers,
-               desc=f"{size}px x{workers}", initializer=composite.init_worker, initargs=(p, 0))
+               desc=f"{size}px x{workers}", initializer=composite.init_worker,
+               initargs=(load_backgrounds(p.backgrounds, 0),))
     elapsed = time.perf_counter() - start
     shutil.rmtree(staging)
     return len(renders) / elapsed

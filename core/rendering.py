@@ -147,23 +147,13 @@ def semantic_target(category: str, depth: np.ndarray) -> np.ndarray:
     return out
 
 
-def _material(pyrender: Any, base: tuple[float, ...] | None, texture: Any = None) -> Any:
-    kwargs: dict[str, Any] = {"metallicFactor": 0.0, "roughnessFactor": 0.7}
-    if base is not None:
-        kwargs["baseColorFactor"] = base
-    if texture is not None:
-        kwargs["baseColorTexture"] = texture
-    return pyrender.MetallicRoughnessMaterial(**kwargs)
-
-
 def _has_texture(mesh: trimesh.Trimesh) -> bool:
+    """UVs and an image: a SimpleMaterial's ``image`` or a PBRMaterial's ``baseColorTexture``."""
     visual = mesh.visual
-    return (
-        isinstance(visual, trimesh.visual.TextureVisuals)
-        and visual.uv is not None
-        and getattr(visual.material, "image", None) is not None
-        or getattr(getattr(visual, "material", None), "baseColorTexture", None) is not None
-    )
+    if not isinstance(visual, trimesh.visual.TextureVisuals) or visual.uv is None:
+        return False
+    material = visual.material
+    return getattr(material, "image", None) is not None or getattr(material, "baseColorTexture", None) is not None
 
 
 def _plain_part(part: trimesh.Trimesh, grey: bool) -> trimesh.Trimesh:
@@ -201,7 +191,8 @@ def to_pyrender_mesh(scene: trimesh.Scene, style: Style) -> Any:
     primitives = []
     if plain:
         merged = plain[0] if len(plain) == 1 else trimesh.util.concatenate(plain)
-        material = _material(pyrender, GREY) if style == "grey" else None
+        material = (pyrender.MetallicRoughnessMaterial(baseColorFactor=GREY, metallicFactor=0.0)
+                    if style == "grey" else None)
         primitives += pyrender.Mesh.from_trimesh(merged, material=material, smooth=False).primitives
     for part in textured:
         primitives += pyrender.Mesh.from_trimesh(part, smooth=False).primitives

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from core import compositing
-from core.backgrounds import load_backgrounds
+from core.backgrounds import Background, load_backgrounds
 from core.io import MANIFEST, read_image, read_manifest, rng_for, write_metrics, write_png
 from core.params import CompositeParams, Params
 from stages._cli import stage_main
@@ -44,14 +44,14 @@ class CompositeTask:
     with_pairs: bool
 
 
-_BACKGROUNDS: list | None = None
+_BACKGROUNDS: list[Background] | None = None
 
 
-def init_worker(p: CompositeParams, seed: int) -> None:
-    """Load the backgrounds once per process."""
+def init_worker(backgrounds: list[Background]) -> None:
+    """Keep the backgrounds (loaded once by the parent) in this process."""
     global _BACKGROUNDS
     cv2.setNumThreads(1)
-    _BACKGROUNDS = load_backgrounds(p.backgrounds, seed)
+    _BACKGROUNDS = backgrounds
 
 
 def read_layers(renders_dir: Path, row: dict) -> compositing.RenderLayers:
@@ -119,8 +119,8 @@ def run(params: Params) -> pd.DataFrame:
     renders_dir = Path(params.paths.renders)
     renders_path = renders_dir / MANIFEST
     renders = read_manifest(renders_path)
-    # Fail early, in this process, with the backgrounds' own error (e.g. an empty folder).
-    n_backgrounds = len(load_backgrounds(p.backgrounds, params.seed))
+    # Loaded once, here: a bad folder fails before any worker starts, with its own error.
+    backgrounds = load_backgrounds(p.backgrounds, params.seed)
     shards = [
         Shard(key=str(model_id), n_items=len(group) * p.per_render, payload=CompositeTask(
             renders_dir=str(renders_dir.resolve()), samples=group.to_dict("records"), seed=params.seed, p=p,
@@ -128,12 +128,12 @@ def run(params: Params) -> pd.DataFrame:
         ))
         for model_id, group in renders.groupby("model_id", sort=True)
     ]
-    log.info("composite: %d renders x %d on %d backgrounds, %d px", len(renders), p.per_render, n_backgrounds,
+    log.info("composite: %d renders x %d on %d backgrounds, %d px", len(renders), p.per_render, len(backgrounds),
              p.image_size)
     staging = staging_dir(params.paths.staging, "composite", (params.seed, p), renders_path)
     rows = run_shards(shards, composite_shard, staging, tables=("composites", "pairs"),
                       workers=p.workers, desc="composite", initializer=init_worker,
-                      initargs=(p, params.seed))
+                      initargs=(backgrounds,))
     composites = pd.DataFrame(rows["composites"]).sort_values("composite_id", kind="stable")
     pairs = pd.DataFrame(rows["pairs"], columns=[
         "pair_id", "composite_id", "sample_id", "model_id", "category", *POSE, "image", "render",

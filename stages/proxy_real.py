@@ -73,12 +73,13 @@ def heldout_photos(p: ProxyRealParams, size: int) -> list[Background]:
     return skimage_photos(SKIMAGE_HELDOUT)
 
 
-def init_worker(params: Params, platform: str, threads: int | None) -> None:
+def init_worker(photos: list[Background], *render_args: object) -> None:
+    """The render worker (``render.init_worker(*render_args)``) plus the held-out photos,
+    loaded once by the parent."""
     global _PHOTOS
     cv2.setNumThreads(1)
-    p = proxy_render_params(params)
-    render.init_worker(p, platform, threads)
-    _PHOTOS = heldout_photos(params.proxy_real, 256)
+    render.init_worker(*render_args)  # type: ignore[arg-type]
+    _PHOTOS = photos
 
 
 def proxy_render_params(params: Params):
@@ -157,7 +158,7 @@ def run(params: Params) -> pd.DataFrame:
     heldout = catalog[catalog["split"] == "heldout"].sort_values("model_id")
     if heldout.empty:
         raise ValueError(f"{catalog_dir / MANIFEST}: no held-out models; set catalog.procedural.heldout_per_category > 0")
-    heldout_photos(p, 256)  # fail early with the folder's own error
+    photos = heldout_photos(p, 256)  # once, here: a bad folder fails before any worker starts
     shards = [
         Shard(key=row.model_id, n_items=p.images_per_model, payload=ProxyTask(
             model_id=row.model_id, category=row.category, glb=str((catalog_dir / row.path).resolve()),
@@ -166,12 +167,13 @@ def run(params: Params) -> pd.DataFrame:
         for row in heldout.itertuples()
     ]
     rp = proxy_render_params(params)
-    workers, (_, platform, threads) = render.render_workers(rp, len(shards))
+    workers, render_args = render.render_workers(rp, len(shards))
+    platform = render_args[1]
     log.info("proxy_real: %d held-out models x %d images (SYNTHETIC proxy-real set), platform %s",
              len(shards), p.images_per_model, platform)
     staging = staging_dir(params.paths.staging, "proxy_real", (params.seed, rp, p), catalog_dir / MANIFEST)
     rows = run_shards(shards, proxy_shard, staging, tables=("objects",), workers=workers, desc="proxy_real",
-                      initializer=init_worker, initargs=(params, platform, threads),
+                      initializer=init_worker, initargs=(photos, *render_args),
                       finalizer=render.close_worker)["objects"]
     manifest = pd.DataFrame(rows).sort_values("image_id", kind="stable")
     out = Path(params.paths.proxy_real)

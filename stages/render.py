@@ -134,14 +134,16 @@ _PARAMS: RenderParams | None = None
 _PRIOR: geometry.ViewpointPrior | None = None
 
 
-def init_worker(p: RenderParams, platform: str, threads_per_worker: int | None) -> None:
-    """Create this process's renderer (and viewpoint prior) once, before any shard."""
+def init_worker(p: RenderParams, platform: str, threads_per_worker: int | None,
+                prior: geometry.ViewpointPrior | None = None) -> None:
+    """Create this process's renderer once, before any shard; keep the (parent-loaded)
+    viewpoint prior."""
     global _RENDERER, _PARAMS, _PRIOR
     if threads_per_worker:
         os.environ["LP_NUM_THREADS"] = str(threads_per_worker)  # llvmpipe threads per context
     rendering.select_platform(platform)
     _PARAMS = p
-    _PRIOR = load_prior(p)
+    _PRIOR = prior
     _RENDERER = rendering.Renderer(p.image_size, p.fov_deg)
 
 
@@ -205,10 +207,12 @@ def plan(params: Params, catalog: pd.DataFrame) -> list[Shard]:
 
 
 def render_workers(p: RenderParams, n_shards: int) -> tuple[int, tuple]:
-    """Worker count and initializer args; llvmpipe gets one thread per worker when several."""
+    """Worker count and :func:`init_worker`'s args: the platform, one llvmpipe thread per
+    worker when several, and the viewpoint prior, loaded here once (a bad file fails
+    before any worker starts)."""
     platform = rendering.select_platform(p.platform)
     workers = max(1, min(p.workers, n_shards))
-    return workers, (p, platform, 1 if workers > 1 else None)
+    return workers, (p, platform, 1 if workers > 1 else None, load_prior(p))
 
 
 def stats(manifest: pd.DataFrame) -> dict:
@@ -228,7 +232,6 @@ def run(params: Params) -> pd.DataFrame:
     if not shards:
         raise ValueError(f"{catalog_path}: no models with split 'train' to render")
     p = params.render
-    load_prior(p)  # fail here, with the file's own error, before any worker starts
     staging = staging_dir(params.paths.staging, "render", (params.seed, p), catalog_path)
     workers, initargs = render_workers(p, len(shards))
     log.info("render: %d models x %d views at %d px on %d worker(s), OpenGL platform %s",
