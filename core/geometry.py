@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import trimesh
 
-from core.params import RenderParams
+from core.params import RenderParams, ViewpointPriorParams
 
 # GL camera (x right, y up, looking down -z) -> OpenCV camera (x right, y down, z forward).
 GL_TO_CV = np.diag([1.0, -1.0, -1.0])
@@ -131,9 +131,18 @@ class ViewpointPrior:
     density estimate of the real distribution.
     """
 
-    def __init__(self, angles: dict[str, np.ndarray], jitter_deg: float = 3.0) -> None:
+    def __init__(self, angles: dict[str, np.ndarray], jitter_deg: float = 3.0, *,
+                 class_map: dict[str, str] | None = None, fraction: float = 1.0) -> None:
         self.angles = angles  # class -> (N, 3) azimuth [0,360), elevation, theta (-180,180]
         self.jitter_deg = jitter_deg
+        # Classes without annotations borrow another's distribution (bed -> sofa, ...).
+        self.class_map = {k: v for k, v in (class_map or {}).items() if k not in angles and v in angles}
+        self.fraction = fraction  # share of views drawn from the prior, the rest on the icosphere
+
+    @classmethod
+    def from_params(cls, p: ViewpointPriorParams) -> "ViewpointPrior":
+        prior = cls.from_csv(p.path)
+        return cls(prior.angles, p.jitter_deg, class_map=dict(p.class_map), fraction=p.fraction)
 
     @classmethod
     def from_csv(cls, path: str | Path) -> "ViewpointPrior":
@@ -160,9 +169,23 @@ class ViewpointPrior:
         return cls(angles)
 
     def has(self, category: str) -> bool:
-        return category in self.angles
+        return category in self.angles or category in self.class_map
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Per class: number of annotations and the fitted distribution's medians and
+        spreads (degrees), for logs and metrics."""
+        out = {}
+        for name, a in sorted(self.angles.items()):
+            out[name] = {
+                "n": int(len(a)), "elevation_median": float(np.median(a[:, 1])),
+                "elevation_iqr": float(np.subtract(*np.percentile(a[:, 1], [75, 25]))),
+                "theta_std": float(a[:, 2].std()),
+                "azimuth_frontal_fraction": float(np.mean(np.abs(wrap_deg(a[:, 0])) < 45.0)),
+            }
+        return out
 
     def sample(self, category: str, rng: np.random.Generator) -> tuple[float, float, float]:
+        category = self.class_map.get(category, category)
         a = self.angles[category][rng.integers(len(self.angles[category]))]
         az, el, th = a + rng.normal(0.0, self.jitter_deg, 3)
         return float(az % 360.0), float(np.clip(el, -89.0, 89.0)), float(wrap_deg(th))
@@ -190,7 +213,10 @@ def sample_view(
     focal point stays on the object; the camera comes ``closeup_distance_scale`` closer.
     ``directions`` must be the model's permuted directions (see :func:`view_directions`).
     """
-    if prior is not None and prior.has(category):
+    use_prior = prior is not None and prior.has(category)
+    if use_prior and prior.fraction < 1.0:
+        use_prior = bool(rng.uniform() < prior.fraction)
+    if use_prior:
         azimuth, elevation, theta = prior.sample(category, rng)
     else:
         azimuth, elevation = direction_to_angles(directions[index % len(directions)])

@@ -20,6 +20,8 @@ PASCAL3D_CLASSES: tuple[str, ...] = (
 # IKEA classes not among PASCAL3D+'s (chair, sofa and table=diningtable are shared).
 IKEA_EXTRA_CLASSES: tuple[str, ...] = ("bed", "bookcase", "desk")
 ALL_CLASSES: tuple[str, ...] = PASCAL3D_CLASSES + IKEA_EXTRA_CLASSES
+# The IKEA object dataset's label set in our names (its table = diningtable, bookshelf = bookcase).
+IKEA_CLASSES: tuple[str, ...] = ("bed", "bookcase", "chair", "desk", "diningtable", "sofa")
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -53,6 +55,10 @@ class PathsParams(Section):
     proxy_real: str = "data/proxy_real"
     staging: str = "data/.staging"
     metrics: str = "metrics"  # small JSON summaries per stage, tracked by git (dvc metrics show)
+    models: str = "data/models"  # trained predictors, one folder each (predictor.json + weights)
+    evaluation: str = "data/evaluation"  # per-object predictions of the evaluate stage
+    plots: str = "plots"  # evaluation plots (PNG + CSV for `dvc plots`), tracked by git
+    reports: str = "reports"  # human-readable reports, tracked by git
 
 
 class ProceduralParams(Section):
@@ -104,9 +110,18 @@ class CatalogSource(Section):
     max_models_per_category: PositiveInt | None = None
 
 
+SHARED_DATA = "../shared/data"  # where the real data lives on our machines (optional)
+
+
 class CatalogParams(Section):
     procedural: ProceduralParams = ProceduralParams()
-    sources: tuple[CatalogSource, ...] = ()
+    # The real CAD libraries of ../shared/data; each is skipped with a line when absent.
+    sources: tuple[CatalogSource, ...] = (
+        CatalogSource(kind="pascal3d", root=f"{SHARED_DATA}/pascal3d_cad", license="PASCAL3D+ research use"),
+        CatalogSource(kind="objectnet3d", root=f"{SHARED_DATA}/objectnet3d_cad", class_map={"bookshelf": "bookcase"},
+                      license="ObjectNet3D research use"),
+        CatalogSource(kind="shapenet_v1", root=f"{SHARED_DATA}/shapenet_samples", license="ShapeNet terms of use"),
+    )
     min_faces: PositiveInt = 4
     max_faces: PositiveInt = 500_000
 
@@ -123,9 +138,19 @@ class LightParams(Section):
 
 
 class ViewpointPriorParams(Section):
+    """Render-for-CNN style viewpoints: per-class kernel density of real annotations."""
+
     kind: Literal["none", "pascal3d"] = "none"
     # PASCAL3D+ viewpoint csv (``path,x0,y0,x1,y1,_,azimuth,elevation,theta``)
     path: str = "../shared/data/pascal3d_annotations/train.csv"
+    # Fraction of views drawn from the prior; the rest stay on the cut icosphere.
+    fraction: Probability = 1.0
+    jitter_deg: NonNegFloat = 3.0  # Gaussian kernel width of the density estimate
+    # Classes without annotations borrow another class's distribution (an assumption,
+    # logged); a class neither annotated nor mapped keeps the icosphere.
+    class_map: dict[str, str] = Field(
+        default_factory=lambda: {"bed": "sofa", "desk": "diningtable", "bookcase": "tvmonitor"}
+    )
 
 
 class RenderParams(Section):
@@ -212,6 +237,63 @@ class ProxyRealParams(Section):
     backgrounds_dir: str | None = None
 
 
+class BaselineParams(Section):
+    """The wiring baseline: HOG + colour features of composites, softmax regression."""
+
+    image_size: Annotated[int, Field(ge=16, le=512)] = 64
+    # Categories to learn; None = every category of the composites.
+    categories: tuple[str, ...] | None = None
+    l2: NonNegFloat = 0.1  # weight decay of the softmax regression (features standardised)
+    max_iter: PositiveInt = 200  # L-BFGS iterations
+    # Composites of this fraction of models (whole models, never single views) are held
+    # out to report a synthetic validation accuracy.
+    holdout_models: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+
+
+EvalKind = Literal["proxy_real", "ikea", "pascal3d", "objectnet3d", "voc"]
+
+
+class EvalDatasetParams(Section):
+    """One evaluation dataset, read from its own files (core/evalsets.py)."""
+
+    name: str  # the key in metrics/evaluate.json, e.g. ikea_test
+    kind: EvalKind
+    root: str | None = None  # None: proxy_real uses paths.proxy_real
+    split: str | None = None  # ikea: val|test; pascal3d: train|val; voc: a list name
+    subset: Literal["imagenet", "pascal"] = "imagenet"  # pascal3d only
+    splits_csv: str | None = None  # ikea: image,category,ikea_model,split
+    year: str = "2012"  # voc only
+    exclude_difficult: bool = True
+    exclude_truncated: bool = False
+    exclude_occluded: bool = False
+    max_objects: PositiveInt | None = None  # evaluate a deterministic subset (quick runs)
+    required: bool = False  # a missing dataset fails the stage instead of a "skipped" line
+
+
+class EvaluateParams(Section):
+    model: str = "baseline"  # a folder under paths.models
+    datasets: tuple[EvalDatasetParams, ...] = (
+        EvalDatasetParams(name="proxy_real", kind="proxy_real"),
+        *(EvalDatasetParams(name=f"ikea_{split}", kind="ikea", root=f"{SHARED_DATA}/ikea/IKEA",
+                            splits_csv=f"{SHARED_DATA}/ikea/splits.csv", split=split) for split in ("val", "test")),
+        *(EvalDatasetParams(name=f"pascal3d_{subset}_val", kind="pascal3d", root=f"{SHARED_DATA}/PASCAL3D+_release1.1",
+                            subset=subset, split="val") for subset in ("imagenet", "pascal")),
+    )
+    # Predictions are restricted to the dataset's own label set (closed-set protocol).
+    restrict_to_dataset_classes: bool = True
+    crop_context: NonNegFloat = 0.0  # relative margin added around a box before cropping
+    batch_size: PositiveInt = 64
+    reliability_bins: Annotated[int, Field(ge=2, le=100)] = 10
+
+    @model_validator(mode="after")
+    def _unique(self) -> "EvaluateParams":
+        names = [d.name for d in self.datasets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"dataset names must be unique, repeated: {dupes}")
+        return self
+
+
 class Params(Section):
     seed: Annotated[int, Field(ge=0)] = 0
     paths: PathsParams = PathsParams()
@@ -219,6 +301,8 @@ class Params(Section):
     render: RenderParams = RenderParams()
     composite: CompositeParams = CompositeParams()
     proxy_real: ProxyRealParams = ProxyRealParams()
+    baseline: BaselineParams = BaselineParams()
+    evaluate: EvaluateParams = EvaluateParams()
 
 
 class ParamsError(ValueError):

@@ -49,5 +49,50 @@ def gallery(
     typer.echo(f"gallery: wrote {out} ({image.shape[1]}x{image.shape[0]})")
 
 
+@app.command()
+def predict(
+    images: list[Path] = typer.Argument(..., help="image files or folders (searched recursively)"),
+    model: str | None = typer.Option(None, help="a model folder (default: paths.models/evaluate.model of params)"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON document instead of a table"),
+    top: int = typer.Option(3, min=1, help="how many categories to list per image"),
+    params: Path = typer.Option(Path("params.yaml")),
+) -> None:
+    """The category (and viewpoint, when the model has one) of each image."""
+    import json
+
+    from core.params import ParamsError, load_params
+    from core.predictors import PredictorError, image_files, load_predictor, predict_files
+
+    try:
+        if model is None:
+            loaded = load_params(params)
+            model = str(Path(loaded.paths.models) / loaded.evaluate.model)
+        uri = model
+        predictor = load_predictor(uri)
+        files = image_files(images)
+    except (ParamsError, PredictorError, FileNotFoundError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    if not files:
+        typer.echo(f"no images found in {', '.join(map(str, images))}", err=True)
+        raise typer.Exit(2)
+    records = predict_files(predictor, files, top_k=min(top, len(predictor.categories)))
+    if as_json:
+        typer.echo(json.dumps({"model": uri, "training_data": predictor.info.get("training_data"),
+                               "predictions": records}, indent=2))
+    else:
+        for rec in records:
+            if "error" in rec:
+                typer.echo(f"{rec['image']}\tERROR {rec['error']}")
+                continue
+            view = rec.get("viewpoint")
+            extra = f"\taz {view['azimuth']} el {view['elevation']} th {view['theta']}" if view else ""
+            others = ", ".join(f"{t['category']} {t['probability']:.2f}" for t in rec["top"][1:])
+            typer.echo(f"{rec['image']}\t{rec['category']}\t{rec['probability']:.2f}{extra}"
+                       + (f"\t({others})" if others else ""))
+    if any("error" in r for r in records):
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
     app()

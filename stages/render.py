@@ -163,7 +163,11 @@ def worker_renderer() -> tuple[rendering.Renderer, RenderParams, geometry.Viewpo
 def load_prior(p: RenderParams) -> geometry.ViewpointPrior | None:
     if p.viewpoint_prior.kind == "none":
         return None
-    return geometry.ViewpointPrior.from_csv(p.viewpoint_prior.path)
+    prior = geometry.ViewpointPrior.from_params(p.viewpoint_prior)
+    log.info("render: viewpoint prior from %s: %d classes (%s), borrowed: %s, fraction %.2f",
+             p.viewpoint_prior.path, len(prior.angles), ", ".join(sorted(prior.angles)),
+             prior.class_map or "none", prior.fraction)
+    return prior
 
 
 def write_layers(folder: Path, prefix: str, stem: str, res: rendering.RenderResult, unit: float) -> dict[str, str]:

@@ -28,7 +28,19 @@ def small_params_raw(tmp: Path | None = None) -> dict:
     raw = apply_overrides(raw, overrides)
     if tmp is not None:
         raw["paths"] = {k: str(tmp / v) for k, v in raw["paths"].items()}
-    return raw
+    return absolute_shared(raw)
+
+
+def absolute_shared(node):
+    """``../shared/data/...`` (relative to the project) as absolute paths, so a params
+    file written into a scratch repository still finds the real data."""
+    if isinstance(node, dict):
+        return {k: absolute_shared(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [absolute_shared(v) for v in node]
+    if isinstance(node, str) and node.startswith("../shared/"):
+        return str(ROOT.parent / node.removeprefix("../"))
+    return node
 
 
 @pytest.fixture

@@ -91,6 +91,38 @@ def test_viewpoint_prior_from_real_annotations():
     assert abs(np.median(samples[:, 1]) - np.median(car[:, 1])) < 5
 
 
+def test_viewpoint_prior_decodes_the_csv_encoding_and_borrows_classes(tmp_path):
+    # The real file's layout: a header naming more columns than the rows have, Windows
+    # paths, whole degrees stored as (x + 360) % 360 (elevation -5 reads 355).
+    csv = tmp_path / "train.csv"
+    csv.write_text(
+        "imgPath,bboxTLX,bboxTLY,bboxBRX,bboxBRY,imgKeyptX,imgKeyptY,keyptClass,objClass,azimuthClass\n"
+        "Images\\sofa_imagenet\\n1.JPEG,3,80,447,219,0,54,355,356\n"
+        "Images\\sofa_pascal\\2008_1.jpg,3,80,447,219,0,10,5,2\n"
+        "Images\\car_pascal\\2008_2.jpg,3,80,447,219,0,180,20,0\n"
+    )
+    prior = geometry.ViewpointPrior.from_csv(csv)
+    np.testing.assert_allclose(prior.angles["sofa"], [[54, -5, -4], [10, 5, 2]])
+    borrowing = geometry.ViewpointPrior(prior.angles, 0.0, class_map={"bed": "sofa", "desk": "nothing"})
+    assert borrowing.has("bed") and not borrowing.has("desk") and not borrowing.has("bookcase")
+    rng = np.random.default_rng(0)
+    drawn = {borrowing.sample("bed", rng) for _ in range(50)}
+    assert drawn == {(54.0, -5.0, -4.0), (10.0, 5.0, 2.0)}  # jitter 0: exactly the sofa annotations
+    assert borrowing.summary()["sofa"]["n"] == 2
+
+
+def test_viewpoint_prior_fraction_mixes_with_the_icosphere(tmp_path):
+    angles = {"car": np.array([[123.0, 33.0, 0.0]])}
+    p = Params().render
+    directions = geometry.view_directions(p, rng_for(0))
+    for fraction, expected in ((1.0, 1.0), (0.0, 0.0), (0.5, 0.5)):
+        prior = geometry.ViewpointPrior(angles, 0.0, fraction=fraction)
+        rng = np.random.default_rng(1)
+        views = [geometry.sample_view(p, i, directions, rng, category="car", prior=prior) for i in range(400)]
+        share = np.mean([v.azimuth == 123.0 and v.elevation == 33.0 for v in views])
+        assert share == pytest.approx(expected, abs=0.08)
+
+
 def test_viewpoint_prior_bad_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="viewpoint annotations not found"):
         geometry.ViewpointPrior.from_csv(tmp_path / "none.csv")

@@ -80,7 +80,47 @@ def test_repro_produces_every_output(repo: Path):
             assert all((repo / "data" / root / rel).is_file() for rel in df[col]), (root, col)
     assert not (repo / "data/.staging").exists() or not any((repo / "data/.staging").iterdir())
     metrics = sh(repo, "dvc", "metrics", "show")
-    assert "render.json" in metrics and "proxy_real.json" in metrics
+    assert "render.json" in metrics and "proxy_real.json" in metrics and "evaluate.json" in metrics
+
+
+def test_repro_trains_the_baseline_and_evaluates_it(repo: Path):
+    import json
+
+    assert (repo / "data/models/baseline/predictor.json").is_file()
+    values = json.loads((repo / "metrics/evaluate.json").read_text())
+    assert values["model"]["training_data"] == "synthetic only (composites of CAD renders)"
+    proxy = values["datasets"]["proxy_real"]
+    assert proxy["domain"] == "proxy-real (synthetic)" and proxy["objects"] == 8
+    assert set(proxy["per_class_accuracy"]) == {"chair", "car", "bottle", "bookcase"}
+    report = (repo / "reports/evaluate.md").read_text()
+    assert "**proxy-real (synthetic)**" in report and "trained on synthetic only" in report
+    assert (repo / "plots/evaluate/proxy_real_confusion.png").is_file()
+    if (ROOT.parent / "shared/data/ikea").is_dir():
+        ikea = values["datasets"]["ikea_test"]
+        # The small model knows chair and bookcase only: the other IKEA classes are left
+        # out and counted (test split: 144 bookcases + 101 chairs of 440 photos).
+        assert ikea["domain"] == "real" and ikea["objects"] == 245
+        assert set(ikea["per_class_accuracy"]) == {"chair", "bookcase"}
+        assert ikea["excluded"]["class_not_in_model"] == 440 - 245
+    else:
+        assert values["skipped"]["ikea_test"].startswith("skipped: IKEA")
+
+
+def test_predict_cli_on_a_jpeg(repo: Path, tmp_path: Path):
+    import json
+
+    import numpy as np
+
+    from core.io import write_image
+
+    photo = tmp_path / "photo.jpg"
+    write_image(photo, np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8))
+    out = sh(repo, sys.executable, "-m", "flows.cli", "predict", str(photo), "--json")
+    result = json.loads(out[out.index("{"):])
+    (prediction,) = result["predictions"]
+    assert prediction["category"] in {"chair", "car", "bottle", "bookcase"} and 0 < prediction["probability"] <= 1
+    table = sh(repo, sys.executable, "-m", "flows.cli", "predict", str(tmp_path))
+    assert "photo.jpg" in table and prediction["category"] in table
 
 
 def test_second_repro_is_a_noop(repo: Path):
@@ -125,6 +165,9 @@ def test_same_params_give_byte_identical_outputs(tmp_path: Path):
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
         for file in pd.read_parquet(a / rel)[column]:
             assert (a / "data" / stage / file).read_bytes() == (b / "data" / stage / file).read_bytes(), file
+    for rel in ("data/models/baseline/weights.npz", "data/models/baseline/predictor.json",
+                "metrics/evaluate.json", "data/evaluation/predictions.parquet"):
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
 
 
 def test_bad_params_fail_with_the_key(tmp_path: Path):
