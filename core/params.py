@@ -146,6 +146,8 @@ class ViewpointPriorParams(Section):
     # Fraction of views drawn from the prior; the rest stay on the cut icosphere.
     fraction: Probability = 1.0
     jitter_deg: NonNegFloat = 3.0  # Gaussian kernel width of the density estimate
+    # A missing annotation file is an error when required, else a "skipped" line and the icosphere.
+    required: bool = False
     # Classes without annotations borrow another class's distribution (an assumption,
     # logged); a class neither annotated nor mapped keeps the icosphere.
     class_map: dict[str, str] = Field(
@@ -243,7 +245,7 @@ class BaselineParams(Section):
     image_size: Annotated[int, Field(ge=16, le=512)] = 64
     # Categories to learn; None = every category of the composites.
     categories: tuple[str, ...] | None = None
-    l2: NonNegFloat = 0.1  # weight decay of the softmax regression (features standardised)
+    l2: NonNegFloat = 0.3  # weight decay of the softmax regression (features standardised)
     max_iter: PositiveInt = 200  # L-BFGS iterations
     # Composites of this fraction of models (whole models, never single views) are held
     # out to report a synthetic validation accuracy.

@@ -6,6 +6,7 @@ itself, so a second run with nothing changed re-runs nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -54,7 +55,23 @@ def summary(params_path: Path = Path("params.yaml")) -> list[str]:
             lines.append(f"  {name:<28} {n:>7} rows  {Path(path).resolve()}")
         except FileNotFoundError:
             lines.append(f"  {name:<28} {'-':>7}       (not produced yet) {path}")
+    model = Path(params.paths.models) / params.evaluate.model
+    lines.append(f"  {'model':<28} {'':>7}       {model.resolve()} (c2r predict IMAGE)")
+    lines.append(f"  {'evaluation report':<28} {'':>7}       {(Path(params.paths.reports) / 'evaluate.md').resolve()}")
     lines.append(f"  {'metrics':<28} {'':>7}       {Path(params.paths.metrics).resolve()} (dvc metrics show)")
+    return lines + results(Path(params.paths.metrics) / "evaluate.json")
+
+
+def results(path: Path) -> list[str]:
+    """The evaluation's headline figures, one line per dataset, with the domain label."""
+    if not path.is_file():
+        return []
+    values = json.loads(path.read_text())
+    lines = [f"evaluation of a model trained on {values['model']['training_data']}:"]
+    for name, r in values["datasets"].items():
+        lines.append(f"  {name:<24} {r['domain']:<24} {r['objects']:>5} objects  accuracy {r['accuracy']:.3f}  "
+                     f"per-class mean {r['mean_class_accuracy']:.3f}")
+    lines += [f"  {why}" for why in values["skipped"].values()]
     return lines
 
 

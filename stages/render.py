@@ -163,6 +163,9 @@ def worker_renderer() -> tuple[rendering.Renderer, RenderParams, geometry.Viewpo
 def load_prior(p: RenderParams) -> geometry.ViewpointPrior | None:
     if p.viewpoint_prior.kind == "none":
         return None
+    if not Path(p.viewpoint_prior.path).is_file() and not p.viewpoint_prior.required:
+        log.warning("skipped: viewpoint prior not found at %s; views stay on the icosphere", p.viewpoint_prior.path)
+        return None
     prior = geometry.ViewpointPrior.from_params(p.viewpoint_prior)
     log.info("render: viewpoint prior from %s: %d classes (%s), borrowed: %s, fraction %.2f",
              p.viewpoint_prior.path, len(prior.angles), ", ".join(sorted(prior.angles)),

@@ -206,3 +206,14 @@ def test_interrupted_render_resumes_with_only_the_missing_shard(tmp_path: Path):
     assert redone[1] >= max(s[1] for s in finished.values())
     assert not staging.exists()
     assert not any(Path(params.paths.staging).iterdir())
+
+
+def test_missing_viewpoint_prior_is_skipped_unless_required(tmp_path: Path, caplog):
+    raw = small_params_raw(tmp_path)
+    raw["render"]["viewpoint_prior"].update(kind="pascal3d", path=str(tmp_path / "absent.csv"))
+    with caplog.at_level(logging.WARNING):
+        assert render.load_prior(parse_params(raw).render) is None
+    assert f"skipped: viewpoint prior not found at {tmp_path / 'absent.csv'}" in caplog.text
+    raw["render"]["viewpoint_prior"]["required"] = True
+    with pytest.raises(FileNotFoundError, match="absent.csv: viewpoint annotations not found"):
+        render.load_prior(parse_params(raw).render)
