@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +14,12 @@ import numpy as np  # noqa: E402
 
 # Stable bytes across runs: no creation date, no software version in the PNG.
 PNG_META = {"Software": None}
+
+
+def _title(ax: plt.Axes, title: str, width: int) -> None:
+    """A title wrapped to the figure's width (long dataset/model labels stay readable)."""
+    lines = [textwrap.fill(line, width) for line in title.split("\n")]
+    ax.set_title("\n".join(lines), fontsize=8)
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -38,7 +45,7 @@ def confusion_png(matrix: np.ndarray, classes: Sequence[str], title: str, path: 
             if matrix[i, j]:
                 ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=7,
                         color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_title(title, fontsize=9)
+    _title(ax, title, int(20 + 6 * n))
     fig.tight_layout()
     return _save(fig, path)
 
@@ -56,7 +63,7 @@ def per_class_png(values: dict[str, float], counts: dict[str, int], chance: floa
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("accuracy (recall)")
     ax.legend(fontsize=7, loc="upper right")
-    ax.set_title(title, fontsize=9)
+    _title(ax, title, int(25 + 5 * len(names)))
     fig.tight_layout()
     return _save(fig, path)
 
@@ -72,6 +79,6 @@ def reliability_png(bins: Sequence[dict], ece: float, title: str, path: Path) ->
     ax.set_ylim(0, 1)
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
-    ax.set_title(f"{title}\nECE {ece:.3f}", fontsize=9)
+    _title(ax, f"{title}\nECE {ece:.3f}", 45)
     fig.tight_layout()
     return _save(fig, path)

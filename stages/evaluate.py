@@ -7,7 +7,7 @@ dataset's own label set (closed set) unless ``restrict_to_dataset_classes`` is o
 Writes ``<paths.metrics>/evaluate.json`` (per dataset: overall and per-class accuracy,
 per-class mean accuracy, calibration, viewpoint errors when the model has a viewpoint
 head, with each metric's convention card), plots under ``<paths.plots>/evaluate``
-(confusion matrices, per-class bars, reliability diagrams; CSV for ``dvc plots``),
+(confusion matrices, per-class bars, reliability diagrams; confusion CSVs for ``dvc plots``),
 the per-object predictions under ``<paths.evaluation>`` and ``<paths.reports>/evaluate.md``.
 Detection AP/AVP need a detector: for a classifier they are reported as not applicable.
 """
@@ -118,6 +118,7 @@ def score(rows: list[ObjectRow], proba: np.ndarray, views: np.ndarray | None, mo
     per_class = metrics.per_class_accuracy(truth, pred, label_set)
     counts = {c: int((truth == c).sum()) for c in label_set}
     majority = max(counts.values()) / len(rows)
+    ece = metrics.expected_calibration_error(confidence, correct, n_bins)
     out: dict[str, Any] = {
         "objects": len(rows),
         "accuracy": round(metrics.accuracy(truth, pred), 4),
@@ -126,7 +127,7 @@ def score(rows: list[ObjectRow], proba: np.ndarray, views: np.ndarray | None, mo
         "per_class_objects": counts,
         "chance": {"majority_class_accuracy": round(majority, 4),
                    "uniform_mean_class_accuracy": round(1.0 / len([c for c in counts if counts[c]]), 4)},
-        "ece": round(metrics.expected_calibration_error(confidence, correct, n_bins), 4),
+        "ece": round(ece, 4),
         "label_set": label_set,
     }
     if views is not None and all(r.viewpoint is not None for r in rows):
@@ -136,7 +137,7 @@ def score(rows: list[ObjectRow], proba: np.ndarray, views: np.ndarray | None, mo
     extras = {"truth": truth, "pred": pred, "confidence": confidence,
               "confusion": metrics.confusion_matrix(truth, pred, label_set),
               "reliability": metrics.reliability_bins(confidence, correct, n_bins), "per_class": per_class,
-              "counts": counts, "chance": 1.0 / len(label_set)}
+              "counts": counts, "chance": 1.0 / len(label_set), "ece": ece}
     return out, extras
 
 
@@ -146,11 +147,9 @@ def write_plots(folder: Path, name: str, title: str, label_set: list[str], extra
         [{"actual": label_set[i], "predicted": label_set[j]}
          for i in range(len(label_set)) for j in range(len(label_set)) for _ in range(int(matrix[i, j]))]
     ).to_csv(folder / f"{name}_confusion.csv", index=False)
-    pd.DataFrame(extras["reliability"]).to_csv(folder / f"{name}_reliability.csv", index=False)
     plots.confusion_png(matrix, label_set, title, folder / f"{name}_confusion.png")
     plots.per_class_png(extras["per_class"], extras["counts"], extras["chance"], title, folder / f"{name}_per_class.png")
-    plots.reliability_png(extras["reliability"], metrics.expected_calibration_error(
-        extras["confidence"], extras["truth"] == extras["pred"]), title, folder / f"{name}_reliability.png")
+    plots.reliability_png(extras["reliability"], extras["ece"], title, folder / f"{name}_reliability.png")
 
 
 def evaluate(params: Params, p: EvaluateParams, predictor: Predictor, plots_dir: Path) -> tuple[dict, pd.DataFrame]:
@@ -176,7 +175,7 @@ def evaluate(params: Params, p: EvaluateParams, predictor: Predictor, plots_dir:
             continue
         proba, views = classify(predictor, rows, p.crop_context, p.batch_size, f"evaluate {d.name}")
         result, extras = score(rows, proba, views, predictor.categories, label_set, p.reliability_bins)
-        title = f"{d.name} ({evalset.domain}), model trained on {predictor.info.get('training_data', '?')}"
+        title = f"{d.name} ({evalset.domain})\nmodel trained on {predictor.info.get('training_data', '?')}"
         write_plots(plots_dir, d.name, title, label_set, extras)
         results[d.name] = {"domain": evalset.domain, "kind": d.kind, "split": d.split, "root": str(evalset.root),
                            "excluded": dropped, "detection": NOT_APPLICABLE_DETECTION, **result}

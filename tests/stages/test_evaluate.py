@@ -88,7 +88,7 @@ def test_evaluate_on_real_ikea_photos_and_a_missing_dataset(model_params, tmp_pa
     on_disk = json.loads((Path(params.paths.metrics) / "evaluate.json").read_text())
     assert on_disk["datasets"]["ikea_test"]["accuracy"] == ikea_result["accuracy"]
     assert "VOC" not in on_disk["conventions"]["accuracy"] and on_disk["conventions"]["label_set"].startswith("closed")
-    for suffix in ("confusion.png", "per_class.png", "reliability.png", "confusion.csv", "reliability.csv"):
+    for suffix in ("confusion.png", "per_class.png", "reliability.png", "confusion.csv"):
         assert (Path(params.paths.plots) / "evaluate" / f"ikea_test_{suffix}").is_file()
     predictions = pd.read_parquet(Path(params.paths.evaluation) / "predictions.parquet")
     assert len(predictions) == 30 and set(predictions["dataset"]) == {"ikea_test"}
