@@ -67,8 +67,7 @@ def predict(
         if model is None:
             loaded = load_params(params)
             model = str(Path(loaded.paths.models) / loaded.evaluate.model)
-        uri = model
-        predictor = load_predictor(uri)
+        predictor = load_predictor(model)
         files = image_files(images)
     except (ParamsError, PredictorError, FileNotFoundError) as exc:
         typer.echo(str(exc), err=True)
@@ -78,7 +77,7 @@ def predict(
         raise typer.Exit(2)
     records = predict_files(predictor, files, top_k=min(top, len(predictor.categories)))
     if as_json:
-        typer.echo(json.dumps({"model": uri, "training_data": predictor.info.get("training_data"),
+        typer.echo(json.dumps({"model": model, "training_data": predictor.info.get("training_data"),
                                "predictions": records}, indent=2))
     else:
         for rec in records:

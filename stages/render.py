@@ -170,6 +170,9 @@ def load_prior(p: RenderParams) -> geometry.ViewpointPrior | None:
     log.info("render: viewpoint prior from %s: %d classes (%s), borrowed: %s, fraction %.2f",
              p.viewpoint_prior.path, len(prior.angles), ", ".join(sorted(prior.angles)),
              prior.class_map or "none", prior.fraction)
+    for name, s in prior.summary().items():
+        log.info("render: prior %-12s n=%5d  elevation median %5.1f deg (IQR %4.1f)  theta std %4.1f  frontal %.2f",
+                 name, s["n"], s["elevation_median"], s["elevation_iqr"], s["theta_std"], s["azimuth_frontal_fraction"])
     return prior
 
 
