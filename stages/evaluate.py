@@ -85,24 +85,36 @@ def select_objects(evalset: EvalSet, d: EvalDatasetParams, known: set[str]) -> t
 
 
 def classify(predictor: Predictor, rows: list[ObjectRow], context: float, batch_size: int,
-             desc: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Probabilities (N, C) and viewpoints (N, 3) or None, image by image in batches."""
-    probas, views = [], []
-    cache: tuple[Path, np.ndarray] | None = None
+             desc: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, list[str]]:
+    """Probabilities (N, C) and viewpoints (N, 3) or None for the objects whose image
+    could be read, image by image in batches, and the messages of the unreadable ones
+    (each naming its file; their objects are left out, the rest is still evaluated)."""
+    probas, views, unreadable = [], [], []
+    ok = np.ones(len(rows), bool)
+    cache: tuple[Path, np.ndarray | None] | None = None
     with tqdm(total=len(rows), desc=desc, unit="obj", mininterval=2.0) as bar:
         for start in range(0, len(rows), batch_size):
             crops = []
-            for row in rows[start : start + batch_size]:
+            for i, row in enumerate(rows[start : start + batch_size], start=start):
                 if cache is None or cache[0] != row.image:
-                    cache = (row.image, read_image(row.image))
+                    try:
+                        cache = (row.image, read_image(row.image))
+                    except ValueError as exc:
+                        cache = (row.image, None)
+                        unreadable.append(str(exc))
+                        log.warning("evaluate: %s; its objects are left out", exc)
+                if cache[1] is None:
+                    ok[i] = False
+                    continue
                 crops.append(cache[1] if row.bbox is None else crop_object(cache[1], row.bbox, context))
-            probas.append(predictor.predict_proba(crops))
-            v = predictor.predict_viewpoint(crops)
-            if v is not None:
-                views.append(v)
+            if crops:
+                probas.append(predictor.predict_proba(crops))
+                v = predictor.predict_viewpoint(crops)
+                if v is not None:
+                    views.append(v)
             bar.update(len(crops))
     proba = np.concatenate(probas) if probas else np.zeros((0, len(predictor.categories)))
-    return proba, (np.concatenate(views) if views else None)
+    return proba, (np.concatenate(views) if views else None), ok, unreadable
 
 
 def score(rows: list[ObjectRow], proba: np.ndarray, views: np.ndarray | None, model_classes: tuple[str, ...],
@@ -173,12 +185,19 @@ def evaluate(params: Params, p: EvaluateParams, predictor: Predictor, plots_dir:
             log.warning("evaluate: %s has no object the model can be scored on (%s); skipped", d.name, dropped)
             skipped[d.name] = f"no objects to evaluate after exclusions {dropped}"
             continue
-        proba, views = classify(predictor, rows, p.crop_context, p.batch_size, f"evaluate {d.name}")
+        proba, views, readable, unreadable = classify(predictor, rows, p.crop_context, p.batch_size,
+                                                      f"evaluate {d.name}")
+        dropped["unreadable_image"] = int((~readable).sum())
+        rows = [r for r, keep in zip(rows, readable, strict=True) if keep]
+        if not rows:
+            skipped[d.name] = f"no readable image ({unreadable[0] if unreadable else 'none listed'})"
+            continue
         result, extras = score(rows, proba, views, predictor.categories, label_set, p.reliability_bins)
         title = f"{d.name} ({evalset.domain})\nmodel trained on {predictor.info.get('training_data', '?')}"
         write_plots(plots_dir, d.name, title, label_set, extras)
         results[d.name] = {"domain": evalset.domain, "kind": d.kind, "split": d.split, "root": str(evalset.root),
-                           "excluded": dropped, "detection": NOT_APPLICABLE_DETECTION, **result}
+                           "excluded": dropped, "detection": NOT_APPLICABLE_DETECTION, **result,
+                           **({"unreadable": unreadable[:20]} if unreadable else {})}
         tables.append(pd.DataFrame({
             "dataset": d.name, "image": [str(r.image) for r in rows],
             "bbox": [None if r.bbox is None else list(map(float, r.bbox)) for r in rows],

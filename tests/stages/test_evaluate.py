@@ -101,3 +101,19 @@ def test_a_required_missing_dataset_fails(model_params, tmp_path):
         {"name": "voc", "kind": "voc", "root": str(tmp_path / "VOCdevkit"), "required": True}]
     with pytest.raises(DatasetNotFound, match="VOCdevkit"):
         evaluate.run(parse_params(model_params, "test"))
+
+
+def test_a_corrupt_photo_is_reported_and_the_rest_evaluated(model_params, tmp_path, caplog):
+    """IKEA fixture in the Girdhar layout; one photo of the test split is corrupt."""
+    from tests.core.evalset_fixtures import write_ikea
+
+    ikea, splits = write_ikea(tmp_path / "ikea")
+    (ikea / "Images" / "00000003_001.jpg").write_bytes(b"\xff\xd8 truncated jpeg")
+    model_params["evaluate"]["datasets"] = [
+        {"name": "ikea_test", "kind": "ikea", "root": str(ikea), "splits_csv": str(splits), "split": "test"}]
+    with caplog.at_level("WARNING"):
+        values = evaluate.run(parse_params(model_params, "test"))
+    result = values["datasets"]["ikea_test"]
+    assert result["objects"] == 2 and result["excluded"]["unreadable_image"] == 1  # bookcase and desk remain
+    assert "00000003_001.jpg: not a readable image" in result["unreadable"][0]
+    assert "00000003_001.jpg" in caplog.text
