@@ -1,26 +1,41 @@
-"""The main job: ``dvc repro`` of the whole pipeline, then where every output is.
+"""The main job: a Prefect flow whose tasks are the DVC stages, tracked in MLflow.
 
-DVC is the only cache and the only definition of a stage: this module never runs a stage
-itself, so a second run with nothing changed re-runs nothing.
+Each task runs ``dvc repro --single-item <stage>`` in the order of ``dvc.yaml`` (which
+lists the stages in DAG order; a test checks it against ``dvc dag``), with retries and
+exponential backoff; task names are stage names. DVC stays the only cache and the only
+definition of a stage: a second run with nothing changed re-runs nothing. One MLflow
+parent run per pipeline run, a nested run per stage (core/tracking.py). Prefect runs on
+its ephemeral API with ``PREFECT_HOME`` inside the project unless configured otherwise.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import shutil
-import subprocess
-import sys
-import time
-from pathlib import Path
+from flows import _env  # noqa: F401  (settings before prefect and mlflow are imported)
 
-import yaml
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
-from core.io import read_manifest, setup_logging
-from core.params import load_params
+import yaml  # noqa: E402
+from prefect import flow, get_run_logger, task  # noqa: E402
+
+from core import tracking  # noqa: E402
+from core.io import read_manifest, setup_logging  # noqa: E402
+from core.params import load_params  # noqa: E402
 
 log = logging.getLogger("cad2real.pipeline")
+RETRIES = 2
+
+
+class StageFailed(RuntimeError):
+    """``dvc repro`` of a stage exited non-zero; the message holds the end of its output."""
 
 
 def dvc_executable() -> str:
@@ -30,15 +45,56 @@ def dvc_executable() -> str:
 
 
 def stages(dvc_yaml: Path = Path("dvc.yaml")) -> list[str]:
+    """The stage names of ``dvc.yaml`` in file order (= DAG order)."""
     return list(yaml.safe_load(dvc_yaml.read_text())["stages"])
 
 
-def repro(targets: list[str] | None = None, *, force: bool = False) -> None:
-    cmd = [dvc_executable(), "repro", *(["--force"] if force else []), *(targets or [])]
-    log.info("running: %s", " ".join(cmd))
+def backoff(base_seconds: float, retries: int = RETRIES) -> list[float]:
+    """Retry delays doubling from ``base_seconds``: 10, 20, 40, ..."""
+    return [base_seconds * 2**i for i in range(retries)]
+
+
+@task(retries=RETRIES, retry_delay_seconds=backoff(10.0))
+def run_stage(stage: str, root: str) -> dict[str, Any]:
+    """``dvc repro --single-item <stage>`` in ``root``: whether it ran, and how long it took."""
+    logger = get_run_logger()
+    cmd = [dvc_executable(), "repro", "--single-item", stage]
     # dvc.yaml's commands say `python`: make it this environment's interpreter.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    subprocess.run(cmd, check=True, env=env)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    output = (proc.stdout + proc.stderr).strip()
+    if proc.returncode != 0:
+        tail = "\n".join(output.splitlines()[-25:])
+        logger.error("stage %s failed after %.1f s (dvc repro exited %d):\n%s", stage, seconds, proc.returncode, tail)
+        raise StageFailed(f"stage {stage}: `{' '.join(cmd)}` exited {proc.returncode}\n{tail}")
+    ran = f"Running stage '{stage}'" in output
+    for line in output.splitlines():
+        if "cad2real" in line and " INFO " in line:
+            logger.info(line.split(": ", 1)[-1])
+    logger.info("stage %s: %s in %.1f s", stage, "ran" if ran else "up to date, nothing re-run", seconds)
+    return {"stage": stage, "ran": ran, "seconds": round(seconds, 2)}
+
+
+@flow(name="cad2real-pipeline")
+def pipeline(root: str = ".", retry_delay_seconds: float = 10.0, track: bool = True) -> list[dict[str, Any]]:
+    """Every DVC stage of ``root`` in DAG order as a task; MLflow parent + nested runs."""
+    base = Path(root).resolve()
+    params = load_params(base / "params.yaml")  # a wrong params.yaml fails here, before DVC
+    paths = params.paths.model_dump()
+    names = stages(base / "dvc.yaml")
+    results: list[dict[str, Any]] = []
+    tracked = tracking.pipeline_run(base, params.model_dump(mode="json"), run_name="pipeline") if track \
+        else contextlib.nullcontext()
+    with tracked as parent:
+        for name in names:
+            stage_task = run_stage.with_options(name=name, retry_delay_seconds=backoff(retry_delay_seconds))
+            result = stage_task(name, str(base))
+            results.append(result)
+            if parent is not None:
+                tracking.log_stage(base, paths, name, result, parent.info.run_id)
+    return results
 
 
 def summary(params_path: Path = Path("params.yaml")) -> list[str]:
@@ -78,13 +134,15 @@ def results(path: Path) -> list[str]:
 def main() -> None:
     setup_logging()
     start = time.perf_counter()
-    load_params()  # fail before DVC with the schema's message when params.yaml is wrong
+    load_params()  # fail before Prefect with the schema's message when params.yaml is wrong
     try:
-        repro()
-    except subprocess.CalledProcessError as exc:
-        log.error("pipeline failed: `dvc repro` exited with %d (see the stage's error above)", exc.returncode)
-        sys.exit(exc.returncode)
-    print(f"cad2real pipeline up to date in {time.perf_counter() - start:.1f} s; outputs:")
+        results = pipeline(root=".")
+    except StageFailed as exc:
+        log.error("pipeline failed: %s", str(exc).splitlines()[0])
+        sys.exit(1)
+    ran = [r["stage"] for r in results if r["ran"]]
+    print(f"cad2real pipeline done in {time.perf_counter() - start:.1f} s; stages run: "
+          f"{', '.join(ran) if ran else 'none (all up to date)'}; MLflow: {tracking.tracking_uri(Path('.'))}")
     print("\n".join(summary()))
 
 

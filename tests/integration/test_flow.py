@@ -1,0 +1,139 @@
+"""The main job as a real Prefect flow (test harness API) with a real SQLite MLflow store,
+running real `dvc repro` per stage in scratch repositories on the small profile."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, small_params_raw
+from tests.integration.test_dvc_pipeline import make_repo, sh
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness():
+        yield
+
+
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory, harness) -> str:
+    import os
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    old = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    yield uri
+    if old is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = old
+
+
+def runs(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("cad2real")
+    return client, client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def test_dvc_yaml_lists_stages_in_dag_order():
+    from flows.pipeline import stages
+
+    order = stages(ROOT / "dvc.yaml")
+    dot = subprocess.run([str(Path(sys.executable).with_name("dvc")), "dag", "--dot"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    edges = re.findall(r'"(\w+)" -> "(\w+)"', dot)
+    assert edges and all(order.index(a) < order.index(b) for a, b in edges), (order, edges)
+
+
+def test_flow_runs_every_stage_and_tracks_it(tmp_path_factory, mlflow_uri):
+    from flows.pipeline import pipeline, stages
+
+    repo = make_repo(tmp_path_factory.mktemp("flow") / "repo")
+    results = pipeline(root=str(repo), retry_delay_seconds=0.1)
+    names = stages(repo / "dvc.yaml")
+    assert [r["stage"] for r in results] == names and all(r["ran"] for r in results)
+    assert (repo / "metrics/evaluate.json").is_file()
+
+    client, found = runs(mlflow_uri)
+    parent = next(r for r in found if r.data.tags.get("cad2real.kind") == "pipeline")
+    children = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.data.tags["stage"] for r in children) == sorted(names)
+    assert parent.info.status == "FINISHED"
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", parent.data.tags["git_commit"])
+    assert len(parent.data.tags["dvc_lock_md5"]) == 32
+    assert parent.data.params["render.views_per_model"] == "4"
+    assert "datasets.proxy_real.accuracy" in parent.data.metrics
+    assert parent.data.tags["training_data"].startswith("synthetic only")
+    evaluate_run = next(r for r in children if r.data.tags["stage"] == "evaluate")
+    assert 0.0 <= evaluate_run.data.metrics["datasets.proxy_real.mean_class_accuracy"] <= 1.0
+    artifacts = {a.path for a in client.list_artifacts(evaluate_run.info.run_id)}
+    assert {"plots", "evaluate.md", "evaluate.json"} <= artifacts
+
+    # A second run with nothing changed re-runs no stage, and is tracked as a new run.
+    again = pipeline(root=str(repo), retry_delay_seconds=0.1)
+    assert not any(r["ran"] for r in again)
+    _, found = runs(mlflow_uri)
+    latest = [r for r in found if r.data.tags.get("cad2real.kind") == "pipeline"][-1]
+    assert latest.info.run_id != parent.info.run_id
+    assert latest.data.tags["dvc_lock_md5"] == parent.data.tags["dvc_lock_md5"]
+
+
+FLAKY = """stages:
+  flaky:
+    cmd: python flaky.py
+    deps: [flaky.py]
+    outs: [out.txt]
+"""
+# Fails on its first attempt only (the attempt counter lives outside DVC's outputs).
+FLAKY_PY = """import pathlib, sys
+counter = pathlib.Path("attempts.txt")
+n = int(counter.read_text()) if counter.exists() else 0
+counter.write_text(str(n + 1))
+if n == 0:
+    sys.exit("transient failure on the first attempt")
+pathlib.Path("out.txt").write_text("ok")
+"""
+
+
+def scratch_repo(path: Path, dvc_yaml: str, script: str) -> Path:
+    path.mkdir(parents=True)
+    (path / "dvc.yaml").write_text(dvc_yaml)
+    (path / "flaky.py").write_text(script)
+    (path / "params.yaml").write_text(yaml.safe_dump(small_params_raw(), sort_keys=False))
+    (path / ".gitignore").write_text("attempts.txt\n")
+    for cmd in (("git", "init", "-q"), ("git", "config", "user.email", "t@c2r.local"),
+                ("git", "config", "user.name", "t"), ("dvc", "init", "-q"), ("git", "add", "-A"),
+                ("git", "commit", "-qm", "scratch")):
+        sh(path, *cmd)
+    return path
+
+
+def test_a_stage_failing_once_is_retried(tmp_path, mlflow_uri):
+    from flows.pipeline import pipeline
+
+    repo = scratch_repo(tmp_path / "flaky", FLAKY, FLAKY_PY)
+    (result,) = pipeline(root=str(repo), retry_delay_seconds=0.1, track=False)
+    assert result == {"stage": "flaky", "ran": True, "seconds": result["seconds"]}
+    assert (repo / "attempts.txt").read_text() == "2" and (repo / "out.txt").read_text() == "ok"
+
+
+def test_a_stage_failing_every_time_fails_the_flow_with_its_output(tmp_path, mlflow_uri):
+    from flows.pipeline import StageFailed, pipeline
+
+    repo = scratch_repo(tmp_path / "broken", FLAKY, "import sys\nsys.exit('permanently broken input')\n")
+    with pytest.raises(StageFailed, match="permanently broken input"):
+        pipeline(root=str(repo), retry_delay_seconds=0.1)
+    client, found = runs(mlflow_uri)
+    assert found[-1].info.status == "FAILED"
