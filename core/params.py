@@ -296,6 +296,14 @@ class EvaluateParams(Section):
         return self
 
 
+class ContractsParams(Section):
+    """Data contracts (great-expectations) on every manifest, before training."""
+
+    class_balance: Annotated[float, Field(gt=1.0)] = 3.0  # each class within [median/x, median*x]
+    image_sample: Annotated[int, Field(ge=0)] = 16  # images per manifest checked for degenerate statistics
+    check_files: bool = True  # every file a manifest names exists
+
+
 class Params(Section):
     seed: Annotated[int, Field(ge=0)] = 0
     paths: PathsParams = PathsParams()
@@ -303,6 +311,7 @@ class Params(Section):
     render: RenderParams = RenderParams()
     composite: CompositeParams = CompositeParams()
     proxy_real: ProxyRealParams = ProxyRealParams()
+    contracts: ContractsParams = ContractsParams()
     baseline: BaselineParams = BaselineParams()
     evaluate: EvaluateParams = EvaluateParams()
 

@@ -116,7 +116,25 @@ def log_stage(root: Path, params_paths: Mapping[str, str], stage: str, result: M
             mlflow.log_artifact(str(metrics_file))
             if stage == "evaluate":
                 _log_evaluation(mlflow, root, params_paths, values, parent_id)
+        report = validation_report(root, params_paths)
+        if stage == "validate" and report.is_file():
+            mlflow.log_artifact(str(report))
         return run.info.run_id
+
+
+def validation_report(root: Path, params_paths: Mapping[str, str]) -> Path:
+    return root / params_paths["reports"] / "validation.json"
+
+
+def log_failure(root: Path, params_paths: Mapping[str, str], stage: str, error: BaseException) -> None:
+    """On the active parent run: which stage failed and why; the contracts report when
+    validation failed (the run itself ends FAILED)."""
+    import mlflow
+
+    mlflow.set_tags({"failed_stage": stage, "failure": str(error).splitlines()[0][:500]})
+    report = validation_report(root, params_paths)
+    if stage == "validate" and report.is_file():
+        mlflow.log_artifact(str(report))
 
 
 def _log_evaluation(mlflow: Any, root: Path, params_paths: Mapping[str, str], values: Mapping[str, Any],

@@ -50,6 +50,25 @@ def gallery(
 
 
 @app.command()
+def validate(params: Path = typer.Option(Path("params.yaml"))) -> None:
+    """Run the data contracts (great-expectations) on every manifest; exit 1 on a failure."""
+    from core.params import ParamsError, load_params
+    from stages.validate import check
+
+    try:
+        results = check(load_params(params))
+    except (ParamsError, FileNotFoundError, ValueError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    for r in results:
+        typer.echo(f"{r.suite:<18} {r.rows:>7} rows  {'passed' if r.success else 'FAILED'}  {r.manifest}")
+        for line in r.failures:
+            typer.echo(f"    {line}")
+    if not all(r.success for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
 def predict(
     images: list[Path] = typer.Argument(..., help="image files or folders (searched recursively)"),
     model: str | None = typer.Option(None, help="a model folder (default: paths.models/evaluate.model of params)"),

@@ -32,6 +32,8 @@ from core.params import load_params  # noqa: E402
 
 log = logging.getLogger("cad2real.pipeline")
 RETRIES = 2
+# Stages whose failure is deterministic (a verdict on the data): retrying only wastes time.
+NO_RETRY = frozenset({"validate"})
 
 
 class StageFailed(RuntimeError):
@@ -89,8 +91,14 @@ def pipeline(root: str = ".", retry_delay_seconds: float = 10.0, track: bool = T
         else contextlib.nullcontext()
     with tracked as parent:
         for name in names:
-            stage_task = run_stage.with_options(name=name, retry_delay_seconds=backoff(retry_delay_seconds))
-            result = stage_task(name, str(base))
+            stage_task = run_stage.with_options(name=name, retries=0 if name in NO_RETRY else RETRIES,
+                                                retry_delay_seconds=backoff(retry_delay_seconds))
+            try:
+                result = stage_task(name, str(base))
+            except StageFailed as exc:
+                if parent is not None:
+                    tracking.log_failure(base, paths, name, exc)
+                raise
             results.append(result)
             if parent is not None:
                 tracking.log_stage(base, paths, name, result, parent.info.run_id)

@@ -90,6 +90,31 @@ def test_flow_runs_every_stage_and_tracks_it(tmp_path_factory, mlflow_uri):
     assert latest.data.tags["dvc_lock_md5"] == parent.data.tags["dvc_lock_md5"]
 
 
+def test_a_corrupt_manifest_stops_the_flow_before_training(tmp_path_factory, mlflow_uri):
+    """Bad data committed as a stage's output (`dvc commit`): the contracts fail, the flow
+    stops at `validate`, training does not run, and the report is an MLflow artifact."""
+    import pandas as pd
+
+    from flows.pipeline import StageFailed, pipeline
+
+    repo = make_repo(tmp_path_factory.mktemp("corrupt") / "repo")
+    sh(repo, "dvc", "repro")
+    model = repo / "data/models/baseline/weights.npz"
+    trained_at = model.stat().st_mtime_ns
+    manifest = repo / "data/renders/manifest.parquet"
+    renders = pd.read_parquet(manifest)
+    renders.loc[0, "azimuth"] = 400.0
+    renders.to_parquet(manifest, index=False)
+    sh(repo, "dvc", "commit", "-f", "render")
+    with pytest.raises(StageFailed, match=r"renders: azimuth: 1 of \d+ values outside \[0, 360\)"):
+        pipeline(root=str(repo), retry_delay_seconds=0.1)
+    assert model.stat().st_mtime_ns == trained_at  # train_baseline never ran
+    client, found = runs(mlflow_uri)
+    failed = [r for r in found if r.data.tags.get("cad2real.kind") == "pipeline"][-1]
+    assert failed.info.status == "FAILED" and failed.data.tags["failed_stage"] == "validate"
+    assert "validation.json" in {a.path for a in client.list_artifacts(failed.info.run_id)}
+
+
 FLAKY = """stages:
   flaky:
     cmd: python flaky.py
@@ -135,5 +160,5 @@ def test_a_stage_failing_every_time_fails_the_flow_with_its_output(tmp_path, mlf
     repo = scratch_repo(tmp_path / "broken", FLAKY, "import sys\nsys.exit('permanently broken input')\n")
     with pytest.raises(StageFailed, match="permanently broken input"):
         pipeline(root=str(repo), retry_delay_seconds=0.1)
-    client, found = runs(mlflow_uri)
-    assert found[-1].info.status == "FAILED"
+    _, found = runs(mlflow_uri)
+    assert [r for r in found if r.data.tags.get("cad2real.kind") == "pipeline"][-1].info.status == "FAILED"
