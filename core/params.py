@@ -304,6 +304,25 @@ class ContractsParams(Section):
     check_files: bool = True  # every file a manifest names exists
 
 
+class PromotionParams(Section):
+    """Model registry: every trained model becomes ``challenger``; ``champion`` only if better."""
+
+    enabled: bool = True
+    model_name: str = "cad2real-classifier"
+    # The primary metric: the first of these the evaluation measured (IKEA val, never test;
+    # the synthetic proxy-real set when no real photos are configured).
+    metrics: tuple[str, ...] = ("datasets.ikea_val.mean_class_accuracy", "datasets.proxy_real.mean_class_accuracy")
+    min_improvement: NonNegFloat = 0.005  # the challenger must beat the champion by more than this
+    max_class_drop: NonNegFloat = 0.10  # and no class of that dataset may lose more than this
+
+    @model_validator(mode="after")
+    def _no_test_split(self) -> "PromotionParams":
+        bad = [m for m in self.metrics if "_test." in m]
+        if bad:
+            raise ValueError(f"promotion is a choice: it may not use a test split ({bad}); use val")
+        return self
+
+
 class Params(Section):
     seed: Annotated[int, Field(ge=0)] = 0
     paths: PathsParams = PathsParams()
@@ -314,6 +333,7 @@ class Params(Section):
     contracts: ContractsParams = ContractsParams()
     baseline: BaselineParams = BaselineParams()
     evaluate: EvaluateParams = EvaluateParams()
+    promotion: PromotionParams = PromotionParams()
 
 
 class ParamsError(ValueError):

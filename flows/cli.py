@@ -12,7 +12,7 @@ app = typer.Typer(help="cad2real: train vision models from 3D CAD models; evalua
 
 @app.command()
 def run() -> None:
-    """Run the pipeline (dvc repro) and print where the outputs are."""
+    """Run the pipeline (the Prefect flow over the DVC stages) and print where the outputs are."""
     from flows import pipeline
 
     pipeline.main()
@@ -49,6 +49,75 @@ def gallery(
     typer.echo(f"gallery: wrote {out} ({image.shape[1]}x{image.shape[0]})")
 
 
+def _registry(params: Path):
+    """(MlflowClient, model name) for the project's tracking store."""
+    from flows import _env  # noqa: F401
+
+    import mlflow
+
+    from core.params import load_params
+    from core.tracking import tracking_uri
+
+    mlflow.set_tracking_uri(tracking_uri(Path(".")))
+    return mlflow.tracking.MlflowClient(), load_params(params).promotion.model_name
+
+
+@app.command()
+def status(params: Path = typer.Option(Path("params.yaml"))) -> None:
+    """Champion, challenger and the last pipeline runs."""
+    from core.registry import CHALLENGER, CHAMPION, champion_history
+    from core.tracking import EXPERIMENT
+
+    client, name = _registry(params)
+    for alias in (CHAMPION, CHALLENGER):
+        try:
+            v = client.get_model_version_by_alias(name, alias)
+            typer.echo(f"{alias:<11} {name} v{v.version}  {v.tags.get('promotion', '')}: "
+                       f"{v.tags.get('promotion_reasons', '')}")
+        except Exception:  # noqa: BLE001 -- no such alias or model yet
+            typer.echo(f"{alias:<11} none")
+    try:
+        typer.echo(f"history     {champion_history(client, name)}")
+    except Exception:  # noqa: BLE001
+        pass
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        typer.echo("no pipeline run tracked yet (make run)")
+        return
+    runs = client.search_runs([experiment.experiment_id], "tags.`cad2real.kind` = 'pipeline'",
+                              order_by=["attributes.start_time DESC"], max_results=5)
+    for r in runs:
+        typer.echo(f"run {r.info.run_id[:8]}  {r.info.status:<9} data {r.data.tags.get('data_version', '?')}  "
+                   f"model v{r.data.tags.get('model_version', '-')}  {r.data.tags.get('promotion', '')}")
+
+
+@app.command()
+def promote(version: str = typer.Option(..., help="the model version to make champion"),
+            params: Path = typer.Option(Path("params.yaml"))) -> None:
+    """Make a registered version the champion by hand (recorded as a manual promotion)."""
+    from core.registry import set_champion
+
+    client, name = _registry(params)
+    client.get_model_version(name, version)  # fails with MLflow's message when it does not exist
+    set_champion(client, name, version)
+    client.set_model_version_tag(name, version, "promotion", "promoted by hand (c2r promote)")
+    typer.echo(f"{name} v{version} is now champion")
+
+
+@app.command()
+def rollback(params: Path = typer.Option(Path("params.yaml"))) -> None:
+    """Make the previous champion the champion again."""
+    from core.registry import rollback as roll_back
+
+    client, name = _registry(params)
+    try:
+        version = roll_back(client, name)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{name} v{version} is champion again")
+
+
 @app.command()
 def validate(params: Path = typer.Option(Path("params.yaml"))) -> None:
     """Run the data contracts (great-expectations) on every manifest; exit 1 on a failure."""
@@ -68,10 +137,37 @@ def validate(params: Path = typer.Option(Path("params.yaml"))) -> None:
         raise typer.Exit(1)
 
 
+def _default_model(params: Path) -> str:
+    """The registry's champion when there is one, else the trained model folder."""
+    from core.params import load_params
+
+    loaded = load_params(params)
+    try:
+        client, name = _registry(params)
+        client.get_model_version_by_alias(name, "champion")
+        return f"models:/{name}@champion"
+    except Exception:  # noqa: BLE001 -- no registry, model or champion yet
+        return str(Path(loaded.paths.models) / loaded.evaluate.model)
+
+
+def _local_model(uri: str) -> Path:
+    """A model folder for ``uri``: the folder itself, or the predictor inside a registered
+    (``models:/``) or logged (``runs:/``) MLflow model, downloaded from the store."""
+    if not uri.startswith(("models:/", "runs:/")):
+        return Path(uri)
+    import mlflow
+
+    from core.tracking import tracking_uri
+
+    mlflow.set_tracking_uri(tracking_uri(Path(".")))
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri)) / "artifacts" / "predictor"
+
+
 @app.command()
 def predict(
     images: list[Path] = typer.Argument(..., help="image files or folders (searched recursively)"),
-    model: str | None = typer.Option(None, help="a model folder (default: paths.models/evaluate.model of params)"),
+    model: str | None = typer.Option(None, help="a model folder or a registry URI (models:/NAME@champion); "
+                                     "default: the registry's champion, else paths.models/evaluate.model"),
     as_json: bool = typer.Option(False, "--json", help="one JSON document instead of a table"),
     top: int = typer.Option(3, min=1, help="how many categories to list per image"),
     params: Path = typer.Option(Path("params.yaml")),
@@ -84,9 +180,8 @@ def predict(
 
     try:
         if model is None:
-            loaded = load_params(params)
-            model = str(Path(loaded.paths.models) / loaded.evaluate.model)
-        predictor = load_predictor(model)
+            model = _default_model(params)
+        predictor = load_predictor(_local_model(model))
         files = image_files(images)
     except (ParamsError, PredictorError, FileNotFoundError) as exc:
         typer.echo(str(exc), err=True)

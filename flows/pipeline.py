@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from flows import _env  # noqa: F401  (settings before prefect and mlflow are imported)
 
+import codecs  # noqa: E402
 import contextlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
@@ -56,6 +57,22 @@ def backoff(base_seconds: float, retries: int = RETRIES) -> list[float]:
     return [base_seconds * 2**i for i in range(retries)]
 
 
+def _run_streaming(cmd: list[str], cwd: str, env: dict[str, str]) -> tuple[int, str]:
+    """Run ``cmd`` showing its output live (log lines, progress bars) on stderr; return
+    its exit code and the whole output (for the "ran or up to date" check and errors)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    parts: list[str] = []
+    with subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as proc:
+        assert proc.stdout is not None
+        while chunk := proc.stdout.read1(8192):
+            text = decoder.decode(chunk)
+            sys.stderr.write(text)
+            sys.stderr.flush()
+            parts.append(text)
+        returncode = proc.wait()
+    return returncode, "".join(parts) + decoder.decode(b"", final=True)
+
+
 @task(retries=RETRIES, retry_delay_seconds=backoff(10.0))
 def run_stage(stage: str, root: str) -> dict[str, Any]:
     """``dvc repro --single-item <stage>`` in ``root``: whether it ran, and how long it took."""
@@ -64,17 +81,13 @@ def run_stage(stage: str, root: str) -> dict[str, Any]:
     # dvc.yaml's commands say `python`: make it this environment's interpreter.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    returncode, output = _run_streaming(cmd, root, env)
     seconds = time.perf_counter() - start
-    output = (proc.stdout + proc.stderr).strip()
-    if proc.returncode != 0:
+    if returncode != 0:
         tail = "\n".join(output.splitlines()[-25:])
-        logger.error("stage %s failed after %.1f s (dvc repro exited %d):\n%s", stage, seconds, proc.returncode, tail)
-        raise StageFailed(f"stage {stage}: `{' '.join(cmd)}` exited {proc.returncode}\n{tail}")
+        logger.error("stage %s failed after %.1f s (dvc repro exited %d)", stage, seconds, returncode)
+        raise StageFailed(f"stage {stage}: `{' '.join(cmd)}` exited {returncode}\n{tail}")
     ran = f"Running stage '{stage}'" in output
-    for line in output.splitlines():
-        if "cad2real" in line and " INFO " in line:
-            logger.info(line.split(": ", 1)[-1])
     logger.info("stage %s: %s in %.1f s", stage, "ran" if ran else "up to date, nothing re-run", seconds)
     return {"stage": stage, "ran": ran, "seconds": round(seconds, 2)}
 
@@ -102,7 +115,23 @@ def pipeline(root: str = ".", retry_delay_seconds: float = 10.0, track: bool = T
             results.append(result)
             if parent is not None:
                 tracking.log_stage(base, paths, name, result, parent.info.run_id)
+        if parent is not None and params.promotion.enabled and "evaluate" in names:
+            promote(base, params)
     return results
+
+
+@task(name="promote")
+def promote(base: Path, params: Any) -> None:
+    """Register the evaluated model as challenger; champion only when it is better."""
+    from core import registry
+
+    logger = get_run_logger()
+    decision = registry.promote_after_run(base, params)
+    if decision is None:
+        logger.info("promote: the model has not changed since the latest registered version; nothing registered")
+    else:
+        logger.info("promote: %s — %s", "PROMOTED to champion" if decision.promote else "kept as challenger",
+                    "; ".join(decision.reasons))
 
 
 def summary(params_path: Path = Path("params.yaml")) -> list[str]:

@@ -69,7 +69,7 @@ def test_flow_runs_every_stage_and_tracks_it(tmp_path_factory, mlflow_uri):
     client, found = runs(mlflow_uri)
     parent = next(r for r in found if r.data.tags.get("cad2real.kind") == "pipeline")
     children = [r for r in found if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert sorted(r.data.tags["stage"] for r in children) == sorted(names)
+    assert sorted(r.data.tags["stage"] for r in children) == sorted([*names, "promote"])
     assert parent.info.status == "FINISHED"
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", parent.data.tags["git_commit"])
     assert len(parent.data.tags["dvc_lock_md5"]) == 32
@@ -81,13 +81,28 @@ def test_flow_runs_every_stage_and_tracks_it(tmp_path_factory, mlflow_uri):
     artifacts = {a.path for a in client.list_artifacts(evaluate_run.info.run_id)}
     assert {"plots", "evaluate.md", "evaluate.json"} <= artifacts
 
-    # A second run with nothing changed re-runs no stage, and is tracked as a new run.
+    # The evaluated model is registered and, as the first one, becomes champion; the
+    # champion answers on raw image bytes.
+    import mlflow
+    import pandas as pd
+
+    champion = client.get_model_version_by_alias("cad2real-classifier", "champion")
+    assert parent.data.tags["promotion"] == "promoted" and parent.data.tags["model_version"] == str(champion.version)
+    photo = next((repo / "data/proxy_real").rglob("*.jpg")).read_bytes()
+    out = mlflow.pyfunc.load_model("models:/cad2real-classifier@champion").predict(pd.DataFrame({"image": [photo]}))
+    assert out["category"][0] in {"chair", "car", "bottle", "bookcase"}
+
+    # A second run with nothing changed re-runs no stage, registers nothing new and keeps
+    # the champion; it is tracked as a new run.
     again = pipeline(root=str(repo), retry_delay_seconds=0.1)
     assert not any(r["ran"] for r in again)
     _, found = runs(mlflow_uri)
     latest = [r for r in found if r.data.tags.get("cad2real.kind") == "pipeline"][-1]
     assert latest.info.run_id != parent.info.run_id
     assert latest.data.tags["dvc_lock_md5"] == parent.data.tags["dvc_lock_md5"]
+    assert latest.data.tags["promotion"].startswith("unchanged model")
+    assert client.get_model_version_by_alias("cad2real-classifier", "champion").version == champion.version
+    assert len(client.search_model_versions("name = 'cad2real-classifier'")) == 1
 
 
 def test_a_corrupt_manifest_stops_the_flow_before_training(tmp_path_factory, mlflow_uri):

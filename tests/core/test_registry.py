@@ -1,0 +1,93 @@
+"""Promotion rules (pure) and the real MLflow registry on a SQLite store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import registry
+from core.baseline import HogSoftmax
+from core.registry import decide
+from tests.core.test_predictors import stripes
+
+METRICS = ("datasets.ikea_val.mean_class_accuracy", "datasets.proxy_real.mean_class_accuracy")
+
+
+def evaluation(mean: float, chair: float = 0.5, sofa: float = 0.5, dataset: str = "ikea_val") -> dict[str, float]:
+    p = f"datasets.{dataset}"
+    return {f"{p}.mean_class_accuracy": mean, f"{p}.per_class_accuracy.chair": chair,
+            f"{p}.per_class_accuracy.sofa": sofa}
+
+
+def rule(challenger, champion, contracts=True):
+    return decide(challenger, champion, contracts_passed=contracts, candidates=METRICS, min_improvement=0.01,
+                  max_class_drop=0.1)
+
+
+def test_first_model_becomes_champion_when_contracts_pass():
+    assert rule(evaluation(0.3), None).promote
+    refused = rule(evaluation(0.3), None, contracts=False)
+    assert not refused.promote and refused.reasons == ("data contracts failed",)
+
+
+def test_better_is_promoted_worse_or_equal_is_not():
+    better = rule(evaluation(0.40, 0.45, 0.35), evaluation(0.30, 0.40, 0.20))
+    assert better.promote and better.challenger_value == 0.40 and better.champion_value == 0.30
+    worse = rule(evaluation(0.29), evaluation(0.30))
+    assert not worse.promote and "does not beat the champion's 0.3000" in worse.reasons[0]
+    within_margin = rule(evaluation(0.305), evaluation(0.30))  # +0.005 < the 0.01 margin
+    assert not within_margin.promote
+
+
+def test_a_class_dropping_too_far_blocks_promotion():
+    # Mean up by 0.05, but sofa falls from 0.6 to 0.45 (-0.15 > 0.1).
+    decision = rule(evaluation(0.35, chair=0.9, sofa=0.45), evaluation(0.30, chair=0.5, sofa=0.6))
+    assert not decision.promote and any("class sofa drops by 0.1500" in r for r in decision.reasons)
+
+
+def test_contract_failure_blocks_even_a_better_model():
+    decision = rule(evaluation(0.9), evaluation(0.3), contracts=False)
+    assert not decision.promote and "data contracts failed" in decision.reasons
+
+
+def test_falls_back_to_proxy_real_without_real_photos():
+    challenger = evaluation(0.5, dataset="proxy_real")
+    decision = rule(challenger, evaluation(0.3, dataset="proxy_real"))
+    assert decision.promote and decision.metric == "datasets.proxy_real.mean_class_accuracy"
+    assert not rule({}, None).promote
+
+
+def test_registry_champion_predicts_on_raw_image_bytes_and_rolls_back(tmp_path, monkeypatch):
+    import cv2
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
+    rng = np.random.default_rng(0)
+    images = [stripes(v, rng) for v in [True, False] * 10]
+    model_dir = tmp_path / "model"
+    HogSoftmax.fit(images, ["vertical", "horizontal"] * 10, ["horizontal", "vertical"], size=32, l2=0.01,
+                   max_iter=50, info={"training_data": "synthetic only"}).save(model_dir)
+    client = MlflowClient()
+    versions = []
+    for _ in range(2):
+        with mlflow.start_run(experiment_id=experiment) as run:
+            info = registry.log_model(model_dir, images[0])
+            versions.append(registry.register(client, "m", info.model_uri, run.info.run_id))
+    registry.set_champion(client, "m", versions[0])
+    registry.set_champion(client, "m", versions[1])
+    assert str(client.get_model_version_by_alias("m", "champion").version) == versions[1]
+
+    loaded = mlflow.pyfunc.load_model("models:/m@champion")
+    ok, png = cv2.imencode(".png", cv2.cvtColor(stripes(True, rng), cv2.COLOR_RGB2BGR))
+    out = loaded.predict(pd.DataFrame({"image": [png.tobytes()]}))
+    assert list(out.columns) == ["category", "probability"] and out["category"][0] == "vertical"
+    assert loaded.metadata.get_input_schema() is not None and loaded.metadata.get_output_schema() is not None
+
+    assert registry.rollback(client, "m") == versions[0]
+    assert str(client.get_model_version_by_alias("m", "champion").version) == versions[0]
+    with pytest.raises(ValueError, match="no earlier champion"):
+        registry.rollback(client, "m")
