@@ -160,7 +160,9 @@ def _local_model(uri: str) -> Path:
     from core.tracking import tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri(Path(".")))
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri)) / "artifacts" / "predictor"
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri))
+    found = sorted((local / "artifacts").rglob("predictor.json"))
+    return found[0].parent if found else local
 
 
 @app.command()

@@ -91,3 +91,47 @@ def test_registry_champion_predicts_on_raw_image_bytes_and_rolls_back(tmp_path, 
     assert str(client.get_model_version_by_alias("m", "champion").version) == versions[0]
     with pytest.raises(ValueError, match="no earlier champion"):
         registry.rollback(client, "m")
+
+
+def test_promotion_after_runs_keeps_the_better_model(tmp_path, monkeypatch):
+    """promote_after_run on a real store: first model champion, a worse one stays
+    challenger, a better one takes over, an unchanged one is not registered again."""
+    import json
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from core.params import parse_params
+    from core.tracking import pipeline_run
+    from tests.conftest import small_params_raw
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    params = parse_params(small_params_raw(tmp_path), "test")
+    metrics = tmp_path / params.paths.metrics
+    metrics.mkdir(parents=True, exist_ok=True)
+    (metrics / "validate.json").write_text(json.dumps({"success": True}))
+    rng = np.random.default_rng(1)
+    images = [stripes(v, rng) for v in [True, False] * 10]
+
+    def run(l2: float, ikea_val: float) -> registry.Decision | None:
+        HogSoftmax.fit(images, ["v", "h"] * 10, ["h", "v"], size=32, l2=l2, max_iter=30).save(
+            tmp_path / params.paths.models / params.evaluate.model)
+        (metrics / "evaluate.json").write_text(json.dumps({"datasets": {"ikea_val": {
+            "mean_class_accuracy": ikea_val, "per_class_accuracy": {"h": ikea_val, "v": ikea_val}}}}))
+        with pipeline_run(tmp_path, {"seed": 0}):
+            return registry.promote_after_run(tmp_path, params)
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    name = params.promotion.model_name
+    assert run(0.1, 0.40).promote
+    worse = run(0.2, 0.30)
+    assert not worse.promote and "does not beat the champion's 0.4000" in worse.reasons[0]
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+    assert str(client.get_model_version_by_alias(name, "challenger").version) == "2"
+    assert client.get_model_version(name, "2").tags["promotion"] == "rejected"
+    assert run(0.3, 0.50).promote
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "3"
+    assert run(0.3, 0.50) is None  # same weights: nothing registered
+    assert len(client.search_model_versions(f"name = '{name}'")) == 3
+    assert registry.rollback(client, name) == "1"
+    assert mlflow.pyfunc.load_model(f"models:/{name}@champion") is not None

@@ -92,6 +92,20 @@ def test_flow_runs_every_stage_and_tracks_it(tmp_path_factory, mlflow_uri):
     out = mlflow.pyfunc.load_model("models:/cad2real-classifier@champion").predict(pd.DataFrame({"image": [photo]}))
     assert out["category"][0] in {"chair", "car", "bottle", "bookcase"}
 
+    # `c2r predict` uses the champion by default; `c2r status` shows it.
+    import json
+    import os
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri}
+    cli = [sys.executable, "-m", "flows.cli"]
+    out = subprocess.run([*cli, "predict", str(next((repo / "data/proxy_real").rglob("*.jpg"))), "--json"],
+                         cwd=repo, env=env, capture_output=True, text=True, check=True).stdout
+    assert json.loads(out[out.index("{"):])["model"] == "models:/cad2real-classifier@champion"
+    status = subprocess.run([*cli, "status"], cwd=repo, env=env, capture_output=True, text=True, check=True).stdout
+    assert f"champion    cad2real-classifier v{champion.version}" in status
+    refused = subprocess.run([*cli, "rollback"], cwd=repo, env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "no earlier champion" in refused.stderr
+
     # A second run with nothing changed re-runs no stage, registers nothing new and keeps
     # the champion; it is tracked as a new run.
     again = pipeline(root=str(repo), retry_delay_seconds=0.1)
