@@ -100,6 +100,16 @@ def pipeline_run(root: Path, params: Mapping[str, Any], *, experiment: str = EXP
         mlflow.set_tags({"dvc_lock_md5": lock, "data_version": lock[:12]})
 
 
+def record_data_version(root: Path, pushed: bool) -> None:
+    """On the active pipeline run: the ``dvc.lock`` that describes its data (an artifact,
+    so ``c2r checkout RUN_ID`` can restore exactly that data) and whether it was pushed."""
+    import mlflow
+
+    if (root / "dvc.lock").is_file():
+        mlflow.log_artifact(str(root / "dvc.lock"))
+    mlflow.set_tag("data_pushed", str(pushed).lower())
+
+
 def log_stage(root: Path, params_paths: Mapping[str, str], stage: str, result: Mapping[str, Any],
               parent_id: str) -> str:
     """A nested run for one stage under the parent run ``parent_id``; returns its run id."""

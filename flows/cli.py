@@ -19,6 +19,22 @@ def run() -> None:
 
 
 @app.command()
+def stage(name: str = typer.Argument(..., help="a stage of dvc.yaml (catalog, render, ..., evaluate)")) -> None:
+    """Bring one stage (and what it depends on) up to date with `dvc repro NAME`."""
+    import os
+    import sys
+
+    from flows.pipeline import run_streaming, dvc_executable, stages
+
+    if name not in stages():
+        typer.echo(f"unknown stage {name!r}; dvc.yaml has: {', '.join(stages())}", err=True)
+        raise typer.Exit(2)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    returncode, _ = run_streaming([dvc_executable(), "repro", name], ".", env)
+    raise typer.Exit(returncode)
+
+
+@app.command()
 def check(params: Path = typer.Option(Path("params.yaml"), help="params file to validate")) -> None:
     """Validate a params file against the schema."""
     from core.params import ParamsError, load_params
@@ -119,6 +135,47 @@ def rollback(params: Path = typer.Option(Path("params.yaml"))) -> None:
 
 
 @app.command()
+def checkout(run_id: str = typer.Argument(..., help="an MLflow pipeline run id (c2r status lists them)"),
+             params: Path = typer.Option(Path("params.yaml"))) -> None:
+    """Restore exactly the code, params and data of a pipeline run: git checkout of its
+    commit, its dvc.lock, then dvc pull (from the DVC remote, or the local cache)."""
+    import shutil
+    import subprocess
+
+    import mlflow
+
+    from flows.pipeline import dvc_executable
+
+    client, _ = _registry(params)
+    try:
+        run = client.get_run(run_id)
+    except Exception as exc:  # noqa: BLE001 -- MLflow's "run not found"
+        typer.echo(f"{run_id}: no such MLflow run ({exc})", err=True)
+        raise typer.Exit(2) from None
+    commit = run.data.tags.get("git_commit", "unknown")
+    if commit == "unknown":
+        typer.echo(f"run {run_id} has no git commit recorded", err=True)
+        raise typer.Exit(2)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                           text=True, check=True).stdout.strip()
+    if dirty:
+        typer.echo("the working tree has uncommitted changes: commit or stash them first", err=True)
+        raise typer.Exit(2)
+    if commit.endswith("-dirty"):
+        typer.echo(f"warning: run {run_id} ran with uncommitted changes on {commit[:40]}; restoring that commit",
+                   err=True)
+    lock = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="dvc.lock")
+    subprocess.run(["git", "checkout", "-q", commit[:40]], check=True)
+    shutil.copyfile(lock, "dvc.lock")
+    pulled = subprocess.run([dvc_executable(), "pull", "--force"], capture_output=True, text=True)
+    if pulled.returncode != 0:
+        subprocess.run([dvc_executable(), "checkout", "--force"], check=True)
+    typer.echo(f"restored run {run_id}: commit {commit[:12]}, data {run.data.tags.get('data_version', '?')} "
+               f"({'pulled from the DVC remote' if pulled.returncode == 0 else 'from the local DVC cache'}); "
+               "return with `git checkout - && git checkout dvc.lock && dvc checkout`")
+
+
+@app.command()
 def validate(params: Path = typer.Option(Path("params.yaml"))) -> None:
     """Run the data contracts (great-expectations) on every manifest; exit 1 on a failure."""
     from core.params import ParamsError, load_params
@@ -141,13 +198,20 @@ def _default_model(params: Path) -> str:
     """The registry's champion when there is one, else the trained model folder."""
     from core.params import load_params
 
+    import os
+
+    from core.tracking import STORE_DIR
+
     loaded = load_params(params)
+    local = str(Path(loaded.paths.models) / loaded.evaluate.model)
+    if not os.environ.get("MLFLOW_TRACKING_URI") and not (Path(STORE_DIR) / "mlflow.db").is_file():
+        return local  # no tracking store here: do not create one just to look
     try:
         client, name = _registry(params)
         client.get_model_version_by_alias(name, "champion")
         return f"models:/{name}@champion"
     except Exception:  # noqa: BLE001 -- no registry, model or champion yet
-        return str(Path(loaded.paths.models) / loaded.evaluate.model)
+        return local
 
 
 def _local_model(uri: str) -> Path:

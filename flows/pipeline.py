@@ -57,7 +57,7 @@ def backoff(base_seconds: float, retries: int = RETRIES) -> list[float]:
     return [base_seconds * 2**i for i in range(retries)]
 
 
-def _run_streaming(cmd: list[str], cwd: str, env: dict[str, str]) -> tuple[int, str]:
+def run_streaming(cmd: list[str], cwd: str, env: dict[str, str]) -> tuple[int, str]:
     """Run ``cmd`` showing its output live (log lines, progress bars) on stderr; return
     its exit code and the whole output (for the "ran or up to date" check and errors)."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -81,7 +81,7 @@ def run_stage(stage: str, root: str) -> dict[str, Any]:
     # dvc.yaml's commands say `python`: make it this environment's interpreter.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     start = time.perf_counter()
-    returncode, output = _run_streaming(cmd, root, env)
+    returncode, output = run_streaming(cmd, root, env)
     seconds = time.perf_counter() - start
     if returncode != 0:
         tail = "\n".join(output.splitlines()[-25:])
@@ -117,7 +117,28 @@ def pipeline(root: str = ".", retry_delay_seconds: float = 10.0, track: bool = T
                 tracking.log_stage(base, paths, name, result, parent.info.run_id)
         if parent is not None and params.promotion.enabled and "evaluate" in names:
             promote(base, params)
+        pushed = push.with_options(retry_delay_seconds=backoff(retry_delay_seconds))(str(base))
+        if parent is not None:
+            tracking.record_data_version(base, pushed)
     return results
+
+
+@task(name="push", retries=RETRIES)
+def push(root: str) -> bool:
+    """``dvc push`` to the default DVC remote, so this run's data can be restored later
+    (``c2r checkout RUN_ID``); False when no remote is configured."""
+    logger = get_run_logger()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    remote = subprocess.run([dvc_executable(), "remote", "default"], cwd=root, env=env, capture_output=True,
+                            text=True)
+    if remote.returncode != 0 or not remote.stdout.strip():
+        logger.warning("push: no default DVC remote configured in %s; data not pushed", root)
+        return False
+    returncode, output = run_streaming([dvc_executable(), "push"], root, env)
+    if returncode != 0:
+        raise StageFailed(f"dvc push to {remote.stdout.strip()} exited {returncode}\n{output[-2000:]}")
+    logger.info("push: data pushed to the DVC remote %r", remote.stdout.strip())
+    return True
 
 
 @task(name="promote")

@@ -116,7 +116,7 @@ def test_predict_cli_on_a_jpeg(repo: Path, tmp_path: Path):
     photo = tmp_path / "photo.jpg"
     write_image(photo, np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8))
     out = sh(repo, sys.executable, "-m", "flows.cli", "predict", str(photo), "--json")
-    result = json.loads(out[out.index("{"):])
+    result, _ = json.JSONDecoder().raw_decode(out[out.index("{"):])  # log lines may follow
     (prediction,) = result["predictions"]
     assert prediction["category"] in {"chair", "car", "bottle", "bookcase"} and 0 < prediction["probability"] <= 1
     table = sh(repo, sys.executable, "-m", "flows.cli", "predict", str(tmp_path))
@@ -178,3 +178,12 @@ def test_bad_params_fail_with_the_key(tmp_path: Path):
     proc = subprocess.run([sys.executable, "-m", "stages.catalog"], cwd=repo, env=env, capture_output=True, text=True)
     assert proc.returncode == 2
     assert "render.views_per_modle" in proc.stderr
+
+
+def test_stage_cli_reproduces_one_stage(repo: Path):
+    out = sh(repo, sys.executable, "-m", "flows.cli", "stage", "evaluate")
+    assert "didn't change" in out or "up to date" in out
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    bad = subprocess.run([sys.executable, "-m", "flows.cli", "stage", "nope"], cwd=repo, env=env, capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "unknown stage 'nope'" in bad.stderr

@@ -100,7 +100,7 @@ def test_flow_runs_every_stage_and_tracks_it(tmp_path_factory, mlflow_uri):
     cli = [sys.executable, "-m", "flows.cli"]
     out = subprocess.run([*cli, "predict", str(next((repo / "data/proxy_real").rglob("*.jpg"))), "--json"],
                          cwd=repo, env=env, capture_output=True, text=True, check=True).stdout
-    assert json.loads(out[out.index("{"):])["model"] == "models:/cad2real-classifier@champion"
+    assert json.JSONDecoder().raw_decode(out[out.index("{"):])[0]["model"] == "models:/cad2real-classifier@champion"
     status = subprocess.run([*cli, "status"], cwd=repo, env=env, capture_output=True, text=True, check=True).stdout
     assert f"champion    cad2real-classifier v{champion.version}" in status
     refused = subprocess.run([*cli, "rollback"], cwd=repo, env=env, capture_output=True, text=True)
@@ -191,3 +191,43 @@ def test_a_stage_failing_every_time_fails_the_flow_with_its_output(tmp_path, mlf
         pipeline(root=str(repo), retry_delay_seconds=0.1)
     _, found = runs(mlflow_uri)
     assert [r for r in found if r.data.tags.get("cad2real.kind") == "pipeline"][-1].info.status == "FAILED"
+
+
+def test_checkout_restores_the_exact_data_of_an_earlier_run(tmp_path_factory, mlflow_uri):
+    """Run A, then run B with other params; `c2r checkout A` restores A's manifests byte
+    for byte (git checkout of A's commit + A's dvc.lock + dvc pull from the remote)."""
+    import os
+
+    from flows.pipeline import pipeline
+
+    base = tmp_path_factory.mktemp("checkout")
+    repo = make_repo(base / "repo")
+    sh(repo, "dvc", "remote", "add", "-d", "local", str(base / "remote"))
+    sh(repo, "git", "commit", "-qam", "DVC remote")
+
+    def tracked_run() -> str:
+        pipeline(root=str(repo), retry_delay_seconds=0.1)
+        sh(repo, "git", "add", "-A")
+        sh(repo, "git", "commit", "-qm", "lock")
+        _, found = runs(mlflow_uri)
+        latest = [r for r in found if r.data.tags.get("cad2real.kind") == "pipeline"][-1]
+        assert latest.data.tags["data_pushed"] == "true"
+        return latest.info.run_id
+
+    outputs = ("data/catalog/manifest.parquet", "data/renders/manifest.parquet", "data/proxy_real/manifest.parquet")
+    run_a = tracked_run()
+    before = {rel: (repo / rel).read_bytes() for rel in outputs}
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    raw["render"]["views_per_model"] = 2
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    sh(repo, "git", "commit", "-qam", "fewer views")
+    tracked_run()
+    assert (repo / outputs[1]).read_bytes() != before[outputs[1]]
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri}
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "checkout", run_a], cwd=repo, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "pulled from the DVC remote" in done.stdout
+    assert {rel: (repo / rel).read_bytes() for rel in outputs} == before
+    assert "views_per_model: 4" in (repo / "params.yaml").read_text()
