@@ -19,6 +19,26 @@ def run() -> None:
 
 
 @app.command()
+def serve(
+    cron: str = typer.Option("0 2 * * *", help="when to run, a cron expression (default: every night at 02:00)"),
+    name: str = typer.Option("scheduled", help="deployment name"),
+    register_only: bool = typer.Option(False, "--register-only",
+                                       help="register the scheduled deployment and exit (a worker runs it)"),
+) -> None:
+    """Serve the pipeline on a cron schedule (runs in this process until stopped)."""
+    from prefect import serve as prefect_serve
+
+    from flows.pipeline import deployment
+
+    dep = deployment(cron, Path("."), name)
+    if register_only:
+        typer.echo(f"registered deployment {dep.apply()} ({name}, cron {cron!r})")
+        return
+    typer.echo(f"serving cad2real-pipeline/{name} on cron {cron!r}; Ctrl-C to stop")
+    prefect_serve(dep)
+
+
+@app.command()
 def stage(name: str = typer.Argument(..., help="a stage of dvc.yaml (catalog, render, ..., evaluate)")) -> None:
     """Bring one stage (and what it depends on) up to date with `dvc repro NAME`."""
     import os

@@ -155,6 +155,17 @@ def promote(base: Path, params: Any) -> None:
                     "; ".join(decision.reasons))
 
 
+DEPLOYMENT = "scheduled"
+
+
+def deployment(cron: str, root: Path, name: str = DEPLOYMENT) -> Any:
+    """The pipeline as a Prefect deployment with a cron schedule (served in-process by
+    ``c2r serve``; ``prefect.yaml`` declares the work-pool variants)."""
+    return pipeline.to_deployment(name=name, cron=cron, parameters={"root": str(root.resolve())},
+                                  description="cad2real: dvc repro of every stage, MLflow tracking, promotion",
+                                  tags=["cad2real"])
+
+
 def summary(params_path: Path = Path("params.yaml")) -> list[str]:
     """One line per output: what it is, how many rows, where it is."""
     params = load_params(params_path)

@@ -231,3 +231,16 @@ def test_checkout_restores_the_exact_data_of_an_earlier_run(tmp_path_factory, ml
     assert "pulled from the DVC remote" in done.stdout
     assert {rel: (repo / rel).read_bytes() for rel in outputs} == before
     assert "views_per_model: 4" in (repo / "params.yaml").read_text()
+
+
+def test_serve_registers_a_scheduled_deployment(harness, tmp_path):
+    from prefect.client.orchestration import get_client
+
+    from flows.pipeline import deployment
+
+    deployment_id = deployment("0 2 * * *", tmp_path, name="nightly-test").apply()
+    with get_client(sync_client=True) as client:
+        found = client.read_deployment(deployment_id)
+        schedules = client.read_deployment_schedules(deployment_id)
+    assert found.name == "nightly-test" and found.parameters == {"root": str(tmp_path.resolve())}
+    assert [s.schedule.cron for s in schedules] == ["0 2 * * *"]
