@@ -23,7 +23,7 @@ import trimesh
 
 from core import meshes, procedural, rendering
 from core.geometry import View
-from core.params import RenderParams
+from core.params import ComputeParams, RenderParams
 from stages import render
 from stages._shards import Shard, run_shards
 
@@ -42,15 +42,16 @@ def build_catalog(folder: Path, n_models: int) -> tuple[list[tuple[str, str, str
     return entries, float(np.mean(faces))
 
 
-def stage_rate(entries, size: int, workers: int, views: int, out: Path) -> float:
+def stage_rate(entries, size: int, workers: int, views: int, out: Path, engine: str = "local") -> float:
     p = RenderParams(image_size=size, workers=workers, views_per_model=views)
     shards = [Shard(key=mid, n_items=views, payload=render.ModelTask(mid, cat, glb, views, 0))
               for mid, cat, glb in entries]
     n_workers, initargs = render.render_workers(p, len(shards))
-    staging = out / f"s{size}-{workers}"
+    staging = out / f"s{size}-{workers}-{engine}"
     start = time.perf_counter()
     run_shards(shards, render.render_shard, staging, tables=("samples",), workers=n_workers, desc=f"{size}px x{workers}",
-               initializer=render.init_worker, initargs=initargs, finalizer=render.close_worker)
+               initializer=render.init_worker, initargs=initargs, finalizer=render.close_worker,
+               compute=ComputeParams(engine=engine))
     elapsed = time.perf_counter() - start
     shutil.rmtree(staging)
     return len(entries) * views / elapsed
@@ -71,6 +72,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--views", type=int, default=48)
     ap.add_argument("--models", type=int, default=8)
+    ap.add_argument("--engine", choices=("local", "dask"), default="local",
+                    help="run the stage's shards on a process pool or a Dask LocalCluster")
     args = ap.parse_args()
     chosen = rendering.select_platform("auto")
     tmp = Path(tempfile.mkdtemp(prefix="c2r-bench-"))
@@ -79,8 +82,8 @@ def main() -> None:
         rows = []
         for size in (128, 224):
             for workers in (1, 2):
-                rows.append((f"render stage, {workers} worker(s), PNGs written", size, mean_faces,
-                             stage_rate(entries, size, workers, args.views, tmp)))
+                rows.append((f"render stage ({args.engine}), {workers} worker(s), PNGs written", size, mean_faces,
+                             stage_rate(entries, size, workers, args.views, tmp, args.engine)))
         car = meshes.load_glb(entries[0][2])
         sphere = trimesh.Scene(trimesh.creation.icosphere(subdivisions=5, radius=0.5))
         for size in (128, 224):

@@ -323,9 +323,21 @@ class PromotionParams(Section):
         return self
 
 
+class ComputeParams(Section):
+    """Where sharded stages (render, composite, proxy_real) run. Outputs are identical
+    either way, so this is not a DVC parameter of those stages."""
+
+    # local: a process pool on this machine; dask: a distributed.LocalCluster of worker
+    # processes, or the cluster at ``dask_address`` (its workers must see this project's
+    # files at the same path, and have the venv and OpenGL libraries).
+    engine: Literal["local", "dask"] = "local"
+    dask_address: str | None = None  # e.g. tcp://scheduler:8786; None = a LocalCluster
+
+
 class Params(Section):
     seed: Annotated[int, Field(ge=0)] = 0
     paths: PathsParams = PathsParams()
+    compute: ComputeParams = ComputeParams()
     catalog: CatalogParams = CatalogParams()
     render: RenderParams = RenderParams()
     composite: CompositeParams = CompositeParams()

@@ -17,7 +17,7 @@ import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from core.io import MANIFEST, atomic_dir, stable_hash, write_manifest
+from core.params import ComputeParams
 
 log = logging.getLogger("cad2real")
 
@@ -108,12 +109,16 @@ def run_shards(
     initializer: Callable[..., None] | None = None,
     initargs: tuple = (),
     finalizer: Callable[[], None] | None = None,
+    compute: ComputeParams | None = None,
 ) -> dict[str, list[dict]]:
     """Run every shard not already in ``staging``; return all rows per table, in shard order.
 
     With ``workers > 1`` shards run in spawned processes (``initializer`` once per process,
     e.g. to create its GL context); with one worker they run here, between
-    ``initializer`` and ``finalizer``.
+    ``initializer`` and ``finalizer``. With ``compute.engine == "dask"`` they run as Dask
+    tasks on a ``distributed`` cluster (a LocalCluster of ``workers`` single-threaded
+    worker processes, or the scheduler at ``compute.dask_address``), ``initializer`` once
+    per worker process: the same code path, the same bytes.
     """
     staging.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, list[dict]]] = {}
@@ -128,7 +133,9 @@ def run_shards(
         log.info("%s: resuming, %d of %d shards already done in %s", desc, len(results), len(shards), staging)
     workers = max(1, min(workers, len(todo)))
     with tqdm(total=sum(s.n_items for s in todo), desc=desc, unit="img") as progress, ExitStack() as stack:
-        if workers == 1:
+        if compute is not None and compute.engine == "dask" and todo:
+            outputs = _dask_outputs(stack, compute, workers, todo, work, staging, initializer, initargs)
+        elif workers == 1:
             if initializer is not None and todo:
                 initializer(*initargs)
                 if finalizer is not None:
@@ -151,6 +158,45 @@ def run_shards(
         for t in tables:
             merged[t].extend(results[shard.key].get(t, []))
     return merged
+
+
+def _dask_outputs(stack: ExitStack, compute: ComputeParams, workers: int, todo: list[Shard], work: Work,
+                  staging: Path, initializer: Callable[..., None] | None, initargs: tuple) -> Iterator[dict]:
+    """Shard results, in order, computed on a Dask cluster (closed with ``stack``)."""
+    from distributed import Client, LocalCluster
+
+    if compute.dask_address:
+        client = stack.enter_context(Client(compute.dask_address))
+    else:
+        cluster = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                   dashboard_address=None))
+        client = stack.enter_context(Client(cluster))
+    log.info("dask: %d worker(s) at %s", len(client.scheduler_info()["workers"]), client.scheduler.address)
+    # The initializer data goes to every worker once; the initializer itself runs in the
+    # worker's task thread on its first shard (a GL context belongs to the thread that
+    # made it current, and a single-threaded worker runs every task on that thread).
+    [shared] = client.scatter([initargs], broadcast=True)
+    call = _DaskCall(work, str(staging), initializer, token=shared.key)
+    futures = client.map(call, todo, initargs=shared, pure=False)
+    return (future.result() for future in futures)
+
+
+_DASK_INITIALIZED: set[str] = set()  # runs (scatter keys) this worker process is set up for
+
+
+class _DaskCall:
+    """Picklable ``shard -> _run_one(...)`` for Dask, initializing the worker process once
+    per stage run (a long-lived remote worker serves several stages in turn)."""
+
+    def __init__(self, work: Work, staging: str, initializer: Callable[..., None] | None, token: str) -> None:
+        self.work, self.staging, self.initializer, self.token = work, staging, initializer, token
+
+    def __call__(self, shard: Shard, initargs: tuple = ()) -> dict[str, list[dict]]:
+        if self.token not in _DASK_INITIALIZED:
+            if self.initializer is not None:
+                _safe_init(self.initializer, *initargs)
+            _DASK_INITIALIZED.add(self.token)
+        return _run_one(self.work, shard, self.staging)
 
 
 class _Call:

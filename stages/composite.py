@@ -133,7 +133,7 @@ def run(params: Params) -> pd.DataFrame:
     staging = staging_dir(params.paths.staging, "composite", (params.seed, p), renders_path)
     rows = run_shards(shards, composite_shard, staging, tables=("composites", "pairs"),
                       workers=p.workers, desc="composite", initializer=init_worker,
-                      initargs=(backgrounds,))
+                      initargs=(backgrounds,), compute=params.compute)
     composites = pd.DataFrame(rows["composites"]).sort_values("composite_id", kind="stable")
     pairs = pd.DataFrame(rows["pairs"], columns=[
         "pair_id", "composite_id", "sample_id", "model_id", "category", *POSE, "image", "render",

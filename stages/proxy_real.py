@@ -174,7 +174,7 @@ def run(params: Params) -> pd.DataFrame:
     staging = staging_dir(params.paths.staging, "proxy_real", (params.seed, rp, p), catalog_dir / MANIFEST)
     rows = run_shards(shards, proxy_shard, staging, tables=("objects",), workers=workers, desc="proxy_real",
                       initializer=init_worker, initargs=(photos, *render_args),
-                      finalizer=render.close_worker)["objects"]
+                      finalizer=render.close_worker, compute=params.compute)["objects"]
     manifest = pd.DataFrame(rows).sort_values("image_id", kind="stable")
     out = Path(params.paths.proxy_real)
     publish(shards, staging, {"proxy_real": (out, None, manifest)})

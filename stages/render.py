@@ -142,6 +142,7 @@ def init_worker(p: RenderParams, platform: str, threads_per_worker: int | None,
     if threads_per_worker:
         os.environ["LP_NUM_THREADS"] = str(threads_per_worker)  # llvmpipe threads per context
     rendering.select_platform(platform)
+    close_worker()  # a long-lived (Dask) worker may still hold an earlier run's renderer
     _PARAMS = p
     _PRIOR = prior
     _RENDERER = rendering.Renderer(p.image_size, p.fov_deg)
@@ -247,7 +248,8 @@ def run(params: Params) -> pd.DataFrame:
     log.info("render: %d models x %d views at %d px on %d worker(s), OpenGL platform %s",
              len(shards), p.views_per_model, p.image_size, workers, initargs[1])
     rows = run_shards(shards, render_shard, staging, tables=("samples",), workers=workers, desc="render",
-                      initializer=init_worker, initargs=initargs, finalizer=close_worker)["samples"]
+                      initializer=init_worker, initargs=initargs, finalizer=close_worker,
+                      compute=params.compute)["samples"]
     manifest = pd.DataFrame(rows, columns=COLUMNS).sort_values("sample_id", kind="stable")
     out = Path(params.paths.renders)
     publish(shards, staging, {"renders": (out, None, manifest)})
