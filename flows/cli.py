@@ -41,16 +41,12 @@ def serve(
 @app.command()
 def stage(name: str = typer.Argument(..., help="a stage of dvc.yaml (catalog, render, ..., evaluate)")) -> None:
     """Bring one stage (and what it depends on) up to date with `dvc repro NAME`."""
-    import os
-    import sys
-
-    from flows.pipeline import run_streaming, dvc_executable, stages
+    from flows.pipeline import dvc_executable, run_streaming, stages, venv_env
 
     if name not in stages():
         typer.echo(f"unknown stage {name!r}; dvc.yaml has: {', '.join(stages())}", err=True)
         raise typer.Exit(2)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    returncode, _ = run_streaming([dvc_executable(), "repro", name], ".", env)
+    returncode, _ = run_streaming([dvc_executable(), "repro", name], ".", venv_env())
     raise typer.Exit(returncode)
 
 

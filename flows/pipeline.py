@@ -47,6 +47,12 @@ def dvc_executable() -> str:
     return str(local) if local.exists() else (shutil.which("dvc") or "dvc")
 
 
+def venv_env() -> dict[str, str]:
+    """The environment for DVC: dvc.yaml's commands say `python`, which must be this
+    environment's interpreter."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def stages(dvc_yaml: Path = Path("dvc.yaml")) -> list[str]:
     """The stage names of ``dvc.yaml`` in file order (= DAG order)."""
     return list(yaml.safe_load(dvc_yaml.read_text())["stages"])
@@ -78,8 +84,7 @@ def run_stage(stage: str, root: str) -> dict[str, Any]:
     """``dvc repro --single-item <stage>`` in ``root``: whether it ran, and how long it took."""
     logger = get_run_logger()
     cmd = [dvc_executable(), "repro", "--single-item", stage]
-    # dvc.yaml's commands say `python`: make it this environment's interpreter.
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = venv_env()
     start = time.perf_counter()
     returncode, output = run_streaming(cmd, root, env)
     seconds = time.perf_counter() - start
@@ -128,7 +133,7 @@ def push(root: str) -> bool:
     """``dvc push`` to the default DVC remote, so this run's data can be restored later
     (``c2r checkout RUN_ID``); False when no remote is configured."""
     logger = get_run_logger()
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = venv_env()
     remote = subprocess.run([dvc_executable(), "remote", "default"], cwd=root, env=env, capture_output=True,
                             text=True)
     if remote.returncode != 0 or not remote.stdout.strip():
