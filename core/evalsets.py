@@ -48,8 +48,9 @@ VOC_CLASSES: tuple[str, ...] = (
     "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
 )
 # Dataset class names -> cad2real names (names not listed are already canonical).
+# ObjectNet3D and IKEA name two classes differently from PASCAL3D+ (the same two renames).
 OBJECTNET3D_CLASS_MAP: Mapping[str, str] = {"bookshelf": "bookcase", "table": "diningtable"}
-IKEA_CLASS_MAP: Mapping[str, str] = {"bookshelf": "bookcase", "table": "diningtable"}
+IKEA_CLASS_MAP: Mapping[str, str] = OBJECTNET3D_CLASS_MAP
 UNASSIGNED = "unassigned"  # split of an IKEA image that splits.csv does not list
 PROXY_REAL_COLUMNS: tuple[str, ...] = (
     "image_id", "image", "width", "height", "split", "domain", "category", "model_id",

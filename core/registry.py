@@ -118,13 +118,13 @@ def log_model(predictor_dir: Path, example_image: np.ndarray) -> Any:
     from mlflow.models import infer_signature
     from mlflow.pyfunc import PythonModel
 
+    from core.predictors import load_predictor
+
     class _Model(ImageClassifier, PythonModel):
         pass
 
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(example_image, cv2.COLOR_RGB2BGR))
+    _, encoded = cv2.imencode(".png", cv2.cvtColor(example_image, cv2.COLOR_RGB2BGR))
     example = pd.DataFrame({"image": [encoded.tobytes()]})
-    from core.predictors import load_predictor
-
     predictor = load_predictor(predictor_dir)
     proba = predictor.predict_proba([example_image])
     output = pd.DataFrame({"category": [predictor.categories[int(proba[0].argmax())]],

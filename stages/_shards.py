@@ -184,19 +184,6 @@ def _dask_outputs(stack: ExitStack, compute: ComputeParams, workers: int, todo: 
 _DASK_INITIALIZED: set[str] = set()  # runs (scatter keys) this worker process is set up for
 
 
-class _DaskCall:
-    """Picklable ``shard -> _run_one(...)`` for Dask, initializing the worker process once
-    per stage run (a long-lived remote worker serves several stages in turn)."""
-
-    def __init__(self, work: Work, staging: str, initializer: Callable[..., None] | None, token: str) -> None:
-        self.work, self.staging, self.initializer, self.token = work, staging, initializer, token
-
-    def __call__(self, shard: Shard, initargs: tuple = ()) -> dict[str, list[dict]]:
-        if self.token not in _DASK_INITIALIZED:
-            if self.initializer is not None:
-                _safe_init(self.initializer, *initargs)
-            _DASK_INITIALIZED.add(self.token)
-        return _run_one(self.work, shard, self.staging)
 
 
 class _Call:
@@ -207,6 +194,22 @@ class _Call:
 
     def __call__(self, shard: Shard) -> dict[str, list[dict]]:
         return _run_one(self.work, shard, self.staging)
+
+
+class _DaskCall(_Call):
+    """:class:`_Call` for Dask, initializing the worker process once per stage run (a
+    long-lived remote worker serves several stages in turn)."""
+
+    def __init__(self, work: Work, staging: str, initializer: Callable[..., None] | None, token: str) -> None:
+        super().__init__(work, staging)
+        self.initializer, self.token = initializer, token
+
+    def __call__(self, shard: Shard, initargs: tuple = ()) -> dict[str, list[dict]]:
+        if self.token not in _DASK_INITIALIZED:
+            if self.initializer is not None:
+                _safe_init(self.initializer, *initargs)
+            _DASK_INITIALIZED.add(self.token)
+        return super().__call__(shard)
 
 
 def publish(
