@@ -9,10 +9,14 @@ export PYTHONDONTWRITEBYTECODE := 1
 # dvc.yaml's commands run `python`: the project's venv first on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test setup system lint gallery bench clean-data
+.PHONY: run compare test setup system lint gallery bench clean-data
 
 run: setup ## set everything up, then run the main pipeline on the embedded default
 	$(PY) -m flows.pipeline
+
+compare: setup ## every method of train.methods (the DVC matrix), then RESULTS.md
+	$(PY) -m flows.pipeline --all
+	$(PY) -m flows.cli results
 
 test: setup ## set everything up, then run the test suite
 	$(PY) -m pytest -q -ra

@@ -7,6 +7,7 @@ permitted``). Stages receive the smallest section they need, never the root.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -239,17 +240,152 @@ class ProxyRealParams(Section):
     backgrounds_dir: str | None = None
 
 
-class BaselineParams(Section):
+LabelSet = Literal["ikea", "pascal3d", "all"]
+LABEL_SETS: dict[str, tuple[str, ...]] = {"ikea": IKEA_CLASSES, "pascal3d": PASCAL3D_CLASSES, "all": ALL_CLASSES}
+
+
+class TrainerParams(Section):
+    """The one training loop every torch method shares (core/training.py)."""
+
+    # The classes learned: the 6 IKEA classes (the headline real-photo test), the 12
+    # PASCAL3D+ classes, or all 15 of the catalog. Composites of other classes are unused.
+    label_set: LabelSet = "ikea"
+    image_size: Annotated[int, Field(ge=32, le=512)] = 64  # from-scratch nets; multiple of 16
+    epochs: PositiveInt = 15
+    batch_size: Annotated[int, Field(ge=2)] = 32
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: Annotated[float, Field(gt=0.0)] = 1e-3
+    weight_decay: NonNegFloat = 1e-4
+    lr_schedule: Literal["cosine", "step", "constant"] = "cosine"
+    # Stop when the synthetic validation accuracy has not improved for this many epochs
+    # (0 = never); the best epoch's weights are kept.
+    early_stopping_patience: Annotated[int, Field(ge=0)] = 4
+    checkpoint_every: PositiveInt = 25  # steps between checkpoints (resume after a crash)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present
+    # Whole models (never single views) held out per class: validation picks the epoch,
+    # test is the "synthetic test split" of RESULTS.md.
+    val_models: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.1
+    test_models: Annotated[float, Field(ge=0.0, lt=0.5)] = 0.15
+    hflip: bool = True  # horizontal flips of composite and target (class-preserving)
+    # On-the-fly augmentation of the training batches (image and semantic target alike):
+    # a random square crop of this fraction of the side, resized back; per-channel gain
+    # and brightness jitter of this strength; grey-scale with this probability.
+    crop_scale: Range = Range(lo=0.75, hi=1.0)
+    color_jitter: Probability = 0.3
+    grayscale_p: Probability = 0.1
+    threads: Annotated[int, Field(ge=0)] = 0  # torch intra-op threads; 0 = torch's default
+
+    @model_validator(mode="after")
+    def _size(self) -> "TrainerParams":
+        if self.image_size % 16:
+            raise ValueError(f"image_size must be a multiple of 16 (the reconstructors downsample 16x), "
+                             f"got {self.image_size}")
+        return self
+
+
+class HogSoftmaxMethod(Section):
     """The wiring baseline: HOG + colour features of composites, softmax regression."""
 
+    kind: Literal["hog_softmax"] = "hog_softmax"
     image_size: Annotated[int, Field(ge=16, le=512)] = 64
-    # Categories to learn; None = every category of the composites.
-    categories: tuple[str, ...] | None = None
     l2: NonNegFloat = 0.3  # weight decay of the softmax regression (features standardised)
     max_iter: PositiveInt = 200  # L-BFGS iterations
-    # Composites of this fraction of models (whole models, never single views) are held
-    # out to report a synthetic validation accuracy.
-    holdout_models: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+
+
+class TripletParams(Section):
+    """Pose-based multi-triplet sets (seed 000 eq. 5-6): reference, pose-nearest positive,
+    a far-pose negative of the same class and ``other_class_negatives`` of other classes."""
+
+    enabled: bool = True
+    weight: NonNegFloat = 1.0
+    margin: Annotated[float, Field(gt=0.0)] = 1.0
+    pairwise: bool = True  # the L_pair term of eq. 5
+    sets_per_batch: Annotated[int, Field(ge=1)] = 8
+    far_pose_deg: Annotated[float, Field(ge=0.0, le=180.0)] = 60.0  # same-class negative: at least this far
+    other_class_negatives: Annotated[int, Field(ge=1)] = 2
+
+
+class ClassifierMethod(Section):
+    """A classifier on RGB alone (ZigzagNet, SqueezeNet 1.1, AlexNet-style)."""
+
+    kind: Literal["classifier"] = "classifier"
+    classifier: Literal["zigzagnet", "squeezenet", "alexnet"] = "zigzagnet"
+    width: Annotated[float, Field(gt=0.0, le=4.0)] = 1.0
+    dropout: Probability = 0.5
+    triplet: TripletParams = TripletParams(enabled=False)
+    epochs: PositiveInt | None = None  # None: trainer.epochs
+
+
+class ConjugateMethod(Section):
+    """GM-CML and its reconstruction baselines (seed 000 §IV-VII): reconstructor -> 3
+    semantic channels, classifier on [RGB, reconstruction], eq. 11 loss."""
+
+    kind: Literal["conjugate"] = "conjugate"
+    reconstructor: Literal["vc", "fcn", "deconvnet"] = "vc"
+    rec_width: Annotated[int, Field(ge=4)] = 16
+    latent_channels: Annotated[int, Field(ge=1)] = 16
+    classifier: Literal["zigzagnet", "squeezenet", "alexnet"] = "zigzagnet"
+    width: Annotated[float, Field(gt=0.0, le=4.0)] = 1.0
+    dropout: Probability = 0.5
+    feedback: bool = True  # False: the classifier's gradient does not reach the reconstructor (VC)
+    # adaptive: the coupled ratios of eq. 9 per batch (GM-CML); fixed: constant ratios (GM-ML)
+    noise: Literal["adaptive", "fixed", "none"] = "adaptive"
+    alpha: NonNegFloat = 0.25
+    beta: NonNegFloat = 2.0
+    m_noise: NonNegFloat = 1e-6
+    fixed_r_rec: Probability = 0.1
+    fixed_r_cls: Probability = 0.3
+    # null: latent elements / image elements, i.e. the balance of the sum forms of eq. 12
+    # and eq. 14 (the losses are per-element means here); a number overrides it.
+    kl_weight: NonNegFloat | None = None
+    recon_weight: NonNegFloat = 10.0  # per-pixel squared error x this, next to the softmax loss
+    softmax_weight: NonNegFloat = 1.0
+    triplet: TripletParams = TripletParams()
+    epochs: PositiveInt | None = None
+
+
+class PretrainedMethod(Section):
+    """ImageNet features (seed 003): a backbone from a local weights file, head on renders."""
+
+    kind: Literal["pretrained"] = "pretrained"
+    backbone: Literal["mobilenet_v2", "mobilenet_v1_025"] = "mobilenet_v2"
+    # A .tflite (../shared/data/weights/coral) or torchvision .pth file; null or missing:
+    # the torch hub cache; nothing found: a "no pre-trained weights" line and from scratch.
+    weights: str | None = f"{SHARED_DATA}/weights/coral/mobilenet_v2_1.0_224_quant.tflite"
+    # frozen: features computed once, only the head learns; finetune: everything learns;
+    # unfreeze_after: frozen for ``unfreeze_after_steps`` steps, then everything.
+    mode: Literal["frozen", "finetune", "unfreeze_after"] = "frozen"
+    unfreeze_after_steps: Annotated[int, Field(ge=0)] = 200
+    image_size: Annotated[int, Field(ge=32, le=512)] | None = None  # None: the backbone's own
+    backbone_lr_scale: Annotated[float, Field(gt=0.0)] = 0.1  # fine-tuning: backbone lr = lr * this
+    dropout: Probability = 0.2
+    epochs: PositiveInt | None = None
+
+
+Method = Annotated[HogSoftmaxMethod | ClassifierMethod | ConjugateMethod | PretrainedMethod,
+                   Field(discriminator="kind")]
+
+DEFAULT_METHODS: dict[str, Any] = {
+    "baseline": HogSoftmaxMethod(),
+    "gmcml": ConjugateMethod(),
+    "gmml": ConjugateMethod(noise="fixed"),
+    "vc": ConjugateMethod(feedback=False),
+    "fcn": ConjugateMethod(reconstructor="fcn"),
+    "deconvnet": ConjugateMethod(reconstructor="deconvnet"),
+    "zigzagnet": ClassifierMethod(triplet=TripletParams()),
+    "squeezenet": ClassifierMethod(classifier="squeezenet"),
+    "alexnet": ClassifierMethod(classifier="alexnet"),
+    "frozen_mobilenet_v2": PretrainedMethod(),
+}
+
+
+class TrainParams(Section):
+    """Which methods the pipeline trains: ``methods`` is the whole comparison (the DVC
+    matrix: ``dvc repro`` trains and evaluates all of them, ``make compare``); ``default``
+    is what ``make run`` trains."""
+
+    methods: tuple[str, ...] = tuple(DEFAULT_METHODS)
+    default: tuple[str, ...] = ("gmcml", "frozen_mobilenet_v2")
 
 
 EvalKind = Literal["proxy_real", "ikea", "pascal3d", "objectnet3d", "voc"]
@@ -273,7 +409,8 @@ class EvalDatasetParams(Section):
 
 
 class EvaluateParams(Section):
-    model: str = "baseline"  # a folder under paths.models
+    """The evaluate stage, once per trained method (``evaluate@<method>``)."""
+
     datasets: tuple[EvalDatasetParams, ...] = (
         EvalDatasetParams(name="proxy_real", kind="proxy_real"),
         *(EvalDatasetParams(name=f"ikea_{split}", kind="ikea", root=f"{SHARED_DATA}/ikea/IKEA",
@@ -343,9 +480,24 @@ class Params(Section):
     composite: CompositeParams = CompositeParams()
     proxy_real: ProxyRealParams = ProxyRealParams()
     contracts: ContractsParams = ContractsParams()
-    baseline: BaselineParams = BaselineParams()
+    trainer: TrainerParams = TrainerParams()
+    methods: dict[str, Method] = DEFAULT_METHODS
+    train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     promotion: PromotionParams = PromotionParams()
+
+    @model_validator(mode="after")
+    def _known_methods(self) -> "Params":
+        bad = [m for m in self.methods if not re.fullmatch(r"[a-z0-9_]+", m)]
+        if bad:
+            raise ValueError(f"methods: names {bad} must be lower-case letters, digits and _ (stage names)")
+        unknown = [m for m in (*self.train.methods, *self.train.default) if m not in self.methods]
+        if unknown:
+            raise ValueError(f"train: {unknown} not defined under `methods` (defined: {sorted(self.methods)})")
+        extra = [m for m in self.train.default if m not in self.train.methods]
+        if extra:
+            raise ValueError(f"train.default: {extra} must also be in train.methods (the DVC matrix)")
+        return self
 
 
 class ParamsError(ValueError):

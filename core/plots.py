@@ -5,12 +5,16 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Stable bytes across runs: no creation date, no software version in the PNG.
 PNG_META = {"Software": None}
@@ -81,4 +85,66 @@ def reliability_png(bins: Sequence[dict], ece: float, title: str, path: Path) ->
     ax.set_ylabel("accuracy")
     _title(ax, f"{title}\nECE {ece:.3f}", 45)
     fig.tight_layout()
+    return _save(fig, path)
+
+
+def history_png(history: "pd.DataFrame", title: str, path: Path) -> Path:
+    """The loss terms over training steps (a rolling mean smooths the per-batch noise)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for name in ("loss", "softmax", "recon", "kl", "pair", "triplet"):
+        if name in history:
+            ax.plot(history["step"], history[name].rolling(20, min_periods=1).mean(), label=name, lw=1.2)
+    ax.set_xlabel("step")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    _title(ax, title, 60)
+    return _save(fig, path)
+
+
+def noise_ratios_png(history: "pd.DataFrame", title: str, path: Path) -> Path:
+    """R_rec and R_cls of eq. 9 and the variance ratio Var(M')/Var(M) (seed 000 Fig. 8)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for name, label in (("r_rec", "R_rec"), ("r_cls", "R_cls"), ("var_ratio", "Var(M')/Var(M)")):
+        ax.plot(history["step"], history[name], label=label, lw=1.2)
+    ax.set_xlabel("step")
+    ax.set_ylim(0, max(1.05, float(history["var_ratio"].max()) * 1.05))
+    ax.legend(fontsize=8)
+    _title(ax, title, 60)
+    return _save(fig, path)
+
+
+def pca_png(descriptors: np.ndarray, labels: Sequence[str], title: str, path: Path) -> Path:
+    """The first two principal components of the descriptors, one colour per class
+    (seed 000 Fig. 11)."""
+    x = descriptors - descriptors.mean(axis=0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    xy = x @ vt[:2].T if len(vt) >= 2 else np.c_[x[:, :1], np.zeros(len(x))]
+    labels = np.asarray(labels)
+    fig, ax = plt.subplots(figsize=(5.6, 5.0))
+    for name in sorted(set(labels)):
+        sel = labels == name
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=8, label=name, alpha=0.7)
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    ax.legend(fontsize=7, markerscale=2)
+    _title(ax, title, 55)
+    return _save(fig, path)
+
+
+def reconstruction_grid_png(images: np.ndarray, targets: np.ndarray, recons: np.ndarray, labels: Sequence[str],
+                            title: str, path: Path) -> Path:
+    """Rows: input composite, semantic target, reconstruction (seed 000 Fig. 9/10)."""
+    n = len(images)
+    fig, axes = plt.subplots(3, n, figsize=(1.4 * n, 4.6), squeeze=False)
+    for j in range(n):
+        for i, (img, name) in enumerate(((images[j], "input"), (targets[j], "target"),
+                                         (np.clip(recons[j], 0, 1), "reconstruction"))):
+            ax = axes[i, j]
+            ax.imshow(img)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(name, fontsize=8)
+        axes[0, j].set_title(str(labels[j]), fontsize=8)
+    fig.suptitle("\n".join(textwrap.wrap(title, 90)), fontsize=9)
     return _save(fig, path)

@@ -1,8 +1,8 @@
 """The one interface between trained models and their users (evaluate, ``c2r predict``).
 
 A trained model is a folder: ``predictor.json`` (kind, categories, preprocessing, how it
-was trained) plus its weights (``weights.npz``; torch models later: a state dict loaded
-with ``weights_only=True``). Never a pickle: loading a model runs no code from the file.
+was trained) plus its weights (``weights.npz``; torch models: their state dict as arrays,
+:mod:`core.networks`). Never a pickle: loading a model runs no code from the file.
 Each kind registers a loader with :func:`register`; :func:`load_predictor` dispatches.
 """
 
@@ -111,6 +111,7 @@ def load_predictor(uri: str | Path) -> Predictor:
 def _import_kinds() -> None:
     """Modules that register predictor kinds (imported lazily: they may need torch)."""
     import core.baseline  # noqa: F401
+    import core.networks  # noqa: F401
 
 
 def square_pad(image: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ on the registered model.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,11 +129,12 @@ def log_model(predictor_dir: Path, example_image: np.ndarray) -> Any:
     proba = predictor.predict_proba([example_image])
     output = pd.DataFrame({"category": [predictor.categories[int(proba[0].argmax())]],
                            "probability": [float(proba[0].max())]})
+    torch_req = ["torch==2.13.0"] if predictor.info.get("kind") == "torch" else []
     return mlflow.pyfunc.log_model(
         name="model", python_model=_Model(), artifacts={"predictor": str(predictor_dir)},
         signature=infer_signature(example, output), input_example=example,
         pip_requirements=[f"mlflow=={mlflow.__version__}", "numpy", "pandas", "opencv-python-headless",
-                          "scikit-image", "scipy"],
+                          "scikit-image", "scipy", *torch_req],
     )
 
 
@@ -184,17 +185,39 @@ def record_decision(client: Any, name: str, version: str, decision: Decision) ->
     client.set_model_version_tag(name, version, "promotion_reasons", "; ".join(decision.reasons)[:5000])
 
 
-def promote_after_run(root: Path, params: Any) -> Decision | None:
-    """In the active pipeline run: log the evaluated model (nested run ``promote``),
-    register it as ``challenger`` and promote it when :func:`decide` says so. Returns None
-    (and registers nothing) when the model is the one the latest version already holds."""
+def evaluation_of(root: Path, params: Any, method: str) -> dict[str, Any]:
+    """``<paths.metrics>/evaluate/<method>.json``."""
+    return json.loads((root / params.paths.metrics / "evaluate" / f"{method}.json").read_text())
+
+
+def best_method(root: Path, params: Any, methods: Sequence[str]) -> str | None:
+    """The evaluated method with the highest primary metric (a choice: val or proxy-real,
+    never test); None when none of them has an evaluation."""
+    from core.tracking import flatten, numeric
+
+    scores = {}
+    for m in methods:
+        try:
+            values = numeric(flatten({"datasets": evaluation_of(root, params, m)["datasets"]}))
+        except FileNotFoundError:
+            continue
+        metric = primary_metric(values, tuple(params.promotion.metrics))
+        scores[m] = values[metric] if metric is not None else float("-inf")
+    return max(scores, key=lambda m: scores[m], default=None)
+
+
+def promote_after_run(root: Path, params: Any, method: str) -> Decision | None:
+    """In the active pipeline run: log the evaluated model of ``method`` (nested run
+    ``promote``), register it as ``challenger`` and promote it when :func:`decide` says so.
+    Returns None (and registers nothing) when the model is the one the latest version
+    already holds."""
     import mlflow
 
     from core.tracking import file_md5, flatten, numeric
 
     p = params.promotion
-    model_dir = root / params.paths.models / params.evaluate.model
-    evaluation = json.loads((root / params.paths.metrics / "evaluate.json").read_text())
+    model_dir = root / params.paths.models / method
+    evaluation = evaluation_of(root, params, method)
     contracts = root / params.paths.metrics / "validate.json"
     contracts_passed = contracts.is_file() and bool(json.loads(contracts.read_text()).get("success"))
     weights = file_md5(model_dir / "weights.npz")
@@ -205,11 +228,12 @@ def promote_after_run(root: Path, params: Any) -> Decision | None:
         return None
     challenger = numeric(flatten({"datasets": evaluation["datasets"]}))
     with mlflow.start_run(run_name="promote", nested=True) as run:
-        mlflow.set_tags({"cad2real.kind": "stage", "stage": "promote"})
+        mlflow.set_tags({"cad2real.kind": "stage", "stage": "promote", "method": method})
         mlflow.log_metrics(challenger)
         info = log_model(model_dir, _example_image(root, params))
         version = register(client, p.model_name, info.model_uri, run.info.run_id)
         client.set_model_version_tag(p.model_name, version, "weights_md5", weights)
+        client.set_model_version_tag(p.model_name, version, "method", method)
         champion_version, champion = champion_metrics(client, p.model_name)
         decision = decide(challenger, champion, contracts_passed=contracts_passed, candidates=tuple(p.metrics),
                           min_improvement=p.min_improvement, max_class_drop=p.max_class_drop)
@@ -220,7 +244,8 @@ def promote_after_run(root: Path, params: Any) -> Decision | None:
                          "metric": decision.metric, "challenger": decision.challenger_value,
                          "champion": decision.champion_value, "reasons": list(decision.reasons)},
                         "promotion.json")
-    mlflow.set_tags({"model_version": version, "promotion": "promoted" if decision.promote else "rejected"})
+    mlflow.set_tags({"model_version": version, "promotion": "promoted" if decision.promote else "rejected",
+                     "challenger_method": method})
     return decision
 
 

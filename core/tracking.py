@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,8 @@ def log_stage(root: Path, params_paths: Mapping[str, str], stage: str, result: M
     """A nested run for one stage under the parent run ``parent_id``; returns its run id."""
     import mlflow
 
-    metrics_file = root / params_paths["metrics"] / f"{stage}.json"
+    base, _, item = stage.partition("@")
+    metrics_file = root / params_paths["metrics"] / (f"{base}/{item}.json" if item else f"{stage}.json")
     with mlflow.start_run(run_name=stage, nested=True) as run:
         mlflow.set_tags({"cad2real.kind": "stage", "stage": stage,
                          "status": "ran" if result["ran"] else "up to date"})
@@ -124,8 +126,10 @@ def log_stage(root: Path, params_paths: Mapping[str, str], stage: str, result: M
             values = flatten(json.loads(metrics_file.read_text()))
             mlflow.log_metrics(numeric(values))
             mlflow.log_artifact(str(metrics_file))
-            if stage == "evaluate":
-                _log_evaluation(mlflow, root, params_paths, values, parent_id)
+            if base == "evaluate":
+                _log_evaluation(mlflow, root, params_paths, item, values, parent_id)
+        if base == "train":
+            _log_training(mlflow, root / params_paths["plots"] / "train" / item)
         report = validation_report(root, params_paths)
         if stage == "validate" and report.is_file():
             mlflow.log_artifact(str(report))
@@ -147,13 +151,36 @@ def log_failure(root: Path, params_paths: Mapping[str, str], stage: str, error: 
         mlflow.log_artifact(str(report))
 
 
-def _log_evaluation(mlflow: Any, root: Path, params_paths: Mapping[str, str], values: Mapping[str, Any],
-                    parent_id: str) -> None:
-    """Evaluation artifacts, and its headline metrics on the parent run as well."""
-    plots = root / params_paths["plots"] / "evaluate"
+def _log_training(mlflow: Any, plots: Path) -> None:
+    """The training history as step-wise metrics (losses, noise ratios, lr) and the
+    training plots (reconstruction grid, noise ratios, PCA of descriptors) as artifacts."""
+    import pandas as pd
+
+    history = plots / "history.csv"
+    if history.is_file():
+        from mlflow.entities import Metric
+
+        frame = pd.read_csv(history)
+        stamp = int(time.time() * 1000)
+        batch = [Metric(f"train.{col}", float(v), stamp, int(s))
+                 for col in frame.columns if col not in ("step", "epoch")
+                 for s, v in zip(frame["step"], frame[col], strict=True) if v == v]
+        client = mlflow.tracking.MlflowClient()
+        run_id = mlflow.active_run().info.run_id
+        for start in range(0, len(batch), 1000):  # MLflow takes at most 1000 metrics per batch
+            client.log_batch(run_id, metrics=batch[start : start + 1000])
     if plots.is_dir():
         mlflow.log_artifacts(str(plots), artifact_path="plots")
-    report = root / params_paths["reports"] / "evaluate.md"
+
+
+def _log_evaluation(mlflow: Any, root: Path, params_paths: Mapping[str, str], method: str,
+                    values: Mapping[str, Any], parent_id: str) -> None:
+    """Evaluation artifacts, and its headline metrics (prefixed by the method) on the
+    parent run as well."""
+    plots = root / params_paths["plots"] / "evaluate" / method
+    if plots.is_dir():
+        mlflow.log_artifacts(str(plots), artifact_path="plots")
+    report = root / params_paths["reports"] / "evaluate" / f"{method}.md"
     if report.is_file():
         mlflow.log_artifact(str(report))
     mlflow.set_tag("training_data", str(values.get("model.training_data", "unknown")))
@@ -161,5 +188,5 @@ def _log_evaluation(mlflow: Any, root: Path, params_paths: Mapping[str, str], va
                 if k.endswith((".accuracy", ".mean_class_accuracy")) and k.startswith("datasets.")}
     client = mlflow.tracking.MlflowClient()
     for key, value in headline.items():
-        client.log_metric(parent_id, key, value)
+        client.log_metric(parent_id, f"{method}.{key}", value)
     client.set_tag(parent_id, "training_data", str(values.get("model.training_data", "unknown")))

@@ -11,11 +11,14 @@ app = typer.Typer(help="cad2real: train vision models from 3D CAD models; evalua
 
 
 @app.command()
-def run() -> None:
+def run(
+    all_methods: bool = typer.Option(False, "--all", help="train and evaluate every method of train.methods"),
+    methods: str | None = typer.Option(None, help="comma-separated methods (default: train.default)"),
+) -> None:
     """Run the pipeline (the Prefect flow over the DVC stages) and print where the outputs are."""
     from flows import pipeline
 
-    pipeline.main()
+    pipeline.main(["--all"] if all_methods else (["--methods", methods] if methods else []))
 
 
 @app.command()
@@ -39,15 +42,31 @@ def serve(
 
 
 @app.command()
-def stage(name: str = typer.Argument(..., help="a stage of dvc.yaml (catalog, render, ..., evaluate)")) -> None:
+def stage(name: str = typer.Argument(..., help="a stage of dvc.yaml (catalog, ..., train@gmcml, evaluate@gmcml)")
+          ) -> None:
     """Bring one stage (and what it depends on) up to date with `dvc repro NAME`."""
     from flows.pipeline import dvc_executable, run_streaming, stages, venv_env
 
-    if name not in stages():
-        typer.echo(f"unknown stage {name!r}; dvc.yaml has: {', '.join(stages())}", err=True)
+    known = stages()
+    if name not in known:
+        typer.echo(f"unknown stage {name!r}; dvc.yaml has: {', '.join(known)}", err=True)
         raise typer.Exit(2)
     returncode, _ = run_streaming([dvc_executable(), "repro", name], ".", venv_env())
     raise typer.Exit(returncode)
+
+
+@app.command()
+def results(
+    out: Path = typer.Option(Path("RESULTS.md"), help="where to write the table"),
+    params: Path = typer.Option(Path("params.yaml")),
+) -> None:
+    """RESULTS.md from the metrics of every method of train.methods (run `make compare` first)."""
+    from core.params import load_params
+    from core.results import write_results
+
+    p = load_params(params)
+    written = write_results(Path(p.paths.metrics), p.train.methods, out, "make compare")
+    typer.echo(f"wrote {written}")
 
 
 @app.command()
@@ -218,8 +237,11 @@ def _default_model(params: Path) -> str:
 
     from core.tracking import STORE_DIR
 
+    from core.registry import best_method
+
     loaded = load_params(params)
-    local = str(Path(loaded.paths.models) / loaded.evaluate.model)
+    method = best_method(Path("."), loaded, loaded.train.default) or loaded.train.default[0]
+    local = str(Path(loaded.paths.models) / method)
     if not os.environ.get("MLFLOW_TRACKING_URI") and not (Path(STORE_DIR) / "mlflow.db").is_file():
         return local  # no tracking store here: do not create one just to look
     try:
@@ -249,7 +271,7 @@ def _local_model(uri: str) -> Path:
 def predict(
     images: list[Path] = typer.Argument(..., help="image files or folders (searched recursively)"),
     model: str | None = typer.Option(None, help="a model folder or a registry URI (models:/NAME@champion); "
-                                     "default: the registry's champion, else paths.models/evaluate.model"),
+                                     "default: the registry's champion, else the best evaluated of train.default"),
     as_json: bool = typer.Option(False, "--json", help="one JSON document instead of a table"),
     top: int = typer.Option(3, min=1, help="how many categories to list per image"),
     params: Path = typer.Option(Path("params.yaml")),

@@ -53,9 +53,21 @@ def venv_env() -> dict[str, str]:
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
-def stages(dvc_yaml: Path = Path("dvc.yaml")) -> list[str]:
-    """The stage names of ``dvc.yaml`` in file order (= DAG order)."""
-    return list(yaml.safe_load(dvc_yaml.read_text())["stages"])
+def stages(dvc_yaml: Path = Path("dvc.yaml"), methods: list[str] | None = None,
+           params_yaml: Path | None = None) -> list[str]:
+    """The stage names of ``dvc.yaml`` in file order (= DAG order), matrix stages expanded
+    as DVC names them (``train@gmcml``) over ``train.methods`` of ``params_yaml``
+    (default: beside ``dvc.yaml``); with ``methods``, only those methods' items."""
+    params = load_params(params_yaml or dvc_yaml.with_name("params.yaml"))
+    names: list[str] = []
+    for name, spec in yaml.safe_load(dvc_yaml.read_text())["stages"].items():
+        if "matrix" not in spec:
+            names.append(name)
+            continue
+        if spec["matrix"] != {"method": "${train.methods}"}:
+            raise ValueError(f"{dvc_yaml}: stage {name}: only `matrix: {{method: ${{train.methods}}}}` is supported")
+        names += [f"{name}@{m}" for m in params.train.methods if methods is None or m in methods]
+    return names
 
 
 def backoff(base_seconds: float, retries: int = RETRIES) -> list[float]:
@@ -98,12 +110,19 @@ def run_stage(stage: str, root: str) -> dict[str, Any]:
 
 
 @flow(name="cad2real-pipeline")
-def pipeline(root: str = ".", retry_delay_seconds: float = 10.0, track: bool = True) -> list[dict[str, Any]]:
-    """Every DVC stage of ``root`` in DAG order as a task; MLflow parent + nested runs."""
+def pipeline(root: str = ".", retry_delay_seconds: float = 10.0, track: bool = True,
+             methods: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every DVC stage of ``root`` in DAG order as a task, the training and evaluation
+    stages for ``methods`` (default ``train.default``; ``["all"]``: every one of
+    ``train.methods``); MLflow parent + nested runs; promotion of the best method."""
     base = Path(root).resolve()
     params = load_params(base / "params.yaml")  # a wrong params.yaml fails here, before DVC
     paths = params.paths.model_dump()
-    names = stages(base / "dvc.yaml")
+    chosen = list(params.train.methods) if methods == ["all"] else list(methods or params.train.default)
+    unknown = [m for m in chosen if m not in params.train.methods]
+    if unknown:
+        raise ValueError(f"methods {unknown} are not in train.methods of {base / 'params.yaml'}")
+    names = stages(base / "dvc.yaml", chosen)
     results: list[dict[str, Any]] = []
     tracked = tracking.pipeline_run(base, params.model_dump(mode="json"), run_name="pipeline") if track \
         else contextlib.nullcontext()
@@ -120,8 +139,8 @@ def pipeline(root: str = ".", retry_delay_seconds: float = 10.0, track: bool = T
             results.append(result)
             if parent is not None:
                 tracking.log_stage(base, paths, name, result, parent.info.run_id)
-        if parent is not None and params.promotion.enabled and "evaluate" in names:
-            promote(base, params)
+        if parent is not None and params.promotion.enabled and any(n.startswith("evaluate@") for n in names):
+            promote(base, params, chosen)
         pushed = push.with_options(retry_delay_seconds=backoff(retry_delay_seconds))(str(base))
         if parent is not None:
             tracking.record_data_version(base, pushed)
@@ -147,12 +166,18 @@ def push(root: str) -> bool:
 
 
 @task(name="promote")
-def promote(base: Path, params: Any) -> None:
-    """Register the evaluated model as challenger; champion only when it is better."""
+def promote(base: Path, params: Any, methods: list[str]) -> None:
+    """Register the best evaluated method of this run (by the primary metric: val or
+    proxy-real, never test) as challenger; champion only when it beats the champion."""
     from core import registry
 
     logger = get_run_logger()
-    decision = registry.promote_after_run(base, params)
+    method = registry.best_method(base, params, methods)
+    if method is None:
+        logger.warning("promote: no evaluation of %s found; nothing registered", methods)
+        return
+    logger.info("promote: challenger is %s, the best of %s on %s", method, methods, list(params.promotion.metrics))
+    decision = registry.promote_after_run(base, params, method)
     if decision is None:
         logger.info("promote: the model has not changed since the latest registered version; nothing registered")
     else:
@@ -171,7 +196,7 @@ def deployment(cron: str, root: Path, name: str = DEPLOYMENT) -> Any:
                                   tags=["cad2real"])
 
 
-def summary(params_path: Path = Path("params.yaml")) -> list[str]:
+def summary(params_path: Path = Path("params.yaml"), methods: list[str] | None = None) -> list[str]:
     """One line per output: what it is, how many rows, where it is."""
     params = load_params(params_path)
     lines = []
@@ -185,11 +210,13 @@ def summary(params_path: Path = Path("params.yaml")) -> list[str]:
             lines.append(f"  {name:<28} {n:>7} rows  {Path(path).resolve()}")
         except FileNotFoundError:
             lines.append(f"  {name:<28} {'-':>7}       (not produced yet) {path}")
-    model = Path(params.paths.models) / params.evaluate.model
-    lines.append(f"  {'model':<28} {'':>7}       {model.resolve()} (c2r predict IMAGE)")
-    lines.append(f"  {'evaluation report':<28} {'':>7}       {(Path(params.paths.reports) / 'evaluate.md').resolve()}")
     lines.append(f"  {'metrics':<28} {'':>7}       {Path(params.paths.metrics).resolve()} (dvc metrics show)")
-    return lines + results(Path(params.paths.metrics) / "evaluate.json")
+    for method in methods or params.train.default:
+        lines.append(f"  {'model ' + method:<28} {'':>7}       {(Path(params.paths.models) / method).resolve()}")
+        report = Path(params.paths.reports) / "evaluate" / f"{method}.md"
+        lines.append(f"  {'evaluation ' + method:<28} {'':>7}       {report.resolve()}")
+        lines += results(Path(params.paths.metrics) / "evaluate" / f"{method}.json")
+    return lines
 
 
 def results(path: Path) -> list[str]:
@@ -197,27 +224,37 @@ def results(path: Path) -> list[str]:
     if not path.is_file():
         return []
     values = json.loads(path.read_text())
-    lines = [f"evaluation of a model trained on {values['model']['training_data']}:"]
+    lines = [f"    {values['model']['name']} ({values['model'].get('method')}), trained on "
+             f"{values['model']['training_data']}:"]
     for name, r in values["datasets"].items():
-        lines.append(f"  {name:<24} {r['domain']:<24} {r['objects']:>5} objects  accuracy {r['accuracy']:.3f}  "
+        lines.append(f"      {name:<24} {r['domain']:<24} {r['objects']:>5} objects  accuracy {r['accuracy']:.3f}  "
                      f"per-class mean {r['mean_class_accuracy']:.3f}")
-    lines += [f"  {why}" for why in values["skipped"].values()]
+    lines += [f"      {why}" for why in values["skipped"].values()]
     return lines
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """``python -m flows.pipeline [--all | --methods a,b]``: the flow on this project."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m flows.pipeline")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--all", action="store_true", help="every method of train.methods (the comparison)")
+    group.add_argument("--methods", help="comma-separated methods (default: train.default)")
+    args = parser.parse_args(argv)
+    methods = ["all"] if args.all else (args.methods.split(",") if args.methods else None)
     setup_logging()
     start = time.perf_counter()
-    load_params()  # fail before Prefect with the schema's message when params.yaml is wrong
+    params = load_params()  # fail before Prefect with the schema's message when params.yaml is wrong
     try:
-        results = pipeline(root=".")
+        results = pipeline(root=".", methods=methods)
     except StageFailed as exc:
         log.error("pipeline failed: %s", str(exc).splitlines()[0])
         sys.exit(1)
     ran = [r["stage"] for r in results if r["ran"]]
     print(f"cad2real pipeline done in {time.perf_counter() - start:.1f} s; stages run: "
           f"{', '.join(ran) if ran else 'none (all up to date)'}; MLflow: {tracking.tracking_uri(Path('.'))}")
-    print("\n".join(summary()))
+    print("\n".join(summary(methods=list(params.train.methods) if args.all else methods)))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
-"""Stage ``evaluate``: one trained model on every configured evaluation dataset.
+"""Stage ``evaluate@<method>``: one trained model on every configured evaluation dataset.
 
 For each dataset of ``evaluate.datasets`` (read from its own files by
 :mod:`core.evalsets`; a missing one is a "skipped: <dataset> not found at <path>" line),
 every object is cropped by its box and classified; predictions are restricted to the
 dataset's own label set (closed set) unless ``restrict_to_dataset_classes`` is off.
-Writes ``<paths.metrics>/evaluate.json`` (per dataset: overall and per-class accuracy,
+Writes ``<paths.metrics>/evaluate/<method>.json`` (per dataset: overall and per-class accuracy,
 per-class mean accuracy, calibration, viewpoint errors when the model has a viewpoint
-head, with each metric's convention card), plots under ``<paths.plots>/evaluate``
+head, with each metric's convention card), plots under ``<paths.plots>/evaluate/<method>``
 (confusion matrices, per-class bars, reliability diagrams; confusion CSVs for ``dvc plots``),
-the per-object predictions under ``<paths.evaluation>`` and ``<paths.reports>/evaluate.md``.
+the per-object predictions under ``<paths.evaluation>/<method>`` and
+``<paths.reports>/evaluate/<method>.md``.
 Detection AP/AVP need a detector: for a classifier they are reported as not applicable.
 """
 
@@ -31,7 +32,6 @@ from core.predictors import Predictor, load_predictor
 from stages._cli import stage_main
 
 log = logging.getLogger("cad2real.evaluate")
-REPORT = "evaluate.md"
 NOT_APPLICABLE_DETECTION = "not applicable: the model is a classifier (AP/AVP need a detector)"
 
 
@@ -243,17 +243,17 @@ def report(values: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(params: Params) -> dict[str, Any]:
+def run(params: Params, method: str) -> dict[str, Any]:
     p = params.evaluate
-    model_dir = Path(params.paths.models) / p.model
+    model_dir = Path(params.paths.models) / method
     predictor = load_predictor(model_dir)
-    log.info("evaluate: model %s (%s, %d classes, trained on %s)", model_dir, predictor.info.get("kind"),
+    log.info("evaluate@%s: model %s (%s, %d classes, trained on %s)", method, model_dir, predictor.info.get("kind"),
              len(predictor.categories), predictor.info.get("training_data", "?"))
-    plots_dir = Path(params.paths.plots) / "evaluate"
+    plots_dir = Path(params.paths.plots) / "evaluate" / method
     with atomic_dir(plots_dir) as tmp_plots:
         values, predictions = evaluate(params, p, predictor, tmp_plots)
     values = {
-        "model": {"name": p.model, "kind": predictor.info.get("kind"), "method": predictor.info.get("method"),
+        "model": {"name": method, "kind": predictor.info.get("kind"), "method": predictor.info.get("method"),
                   "training_data": predictor.info.get("training_data", "unknown"),
                   "categories": list(predictor.categories)},
         **values,
@@ -262,19 +262,19 @@ def run(params: Params) -> dict[str, Any]:
            if p.restrict_to_dataset_classes else "open: the argmax is over every class of the model",
            "crop": f"objects cropped by their box with {p.crop_context:.0%} context, square-padded by reflection"},
     }
-    with atomic_dir(Path(params.paths.evaluation)) as tmp:
+    with atomic_dir(Path(params.paths.evaluation) / method) as tmp:
         write_manifest(predictions, tmp / "predictions.parquet")
-    write_metrics(params.paths.metrics, "evaluate", values)
-    reports = Path(params.paths.reports)
-    reports.mkdir(parents=True, exist_ok=True)
-    (reports / REPORT).write_text(report(values))
-    log.info("evaluate: wrote %s, %s/, %s and %s", Path(params.paths.metrics) / "evaluate.json", plots_dir,
-             reports / REPORT, params.paths.evaluation)
+    metrics_file = write_metrics(Path(params.paths.metrics) / "evaluate", method, values)
+    report_file = Path(params.paths.reports) / "evaluate" / f"{method}.md"
+    report_file.parent.mkdir(parents=True, exist_ok=True)
+    report_file.write_text(report(values))
+    log.info("evaluate@%s: wrote %s, %s/, %s and %s", method, metrics_file, plots_dir, report_file,
+             Path(params.paths.evaluation) / method)
     return values
 
 
 def main() -> None:
-    stage_main("evaluate", run)
+    stage_main("evaluate", run, item="method")
 
 
 if __name__ == "__main__":

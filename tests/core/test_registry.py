@@ -115,11 +115,12 @@ def test_promotion_after_runs_keeps_the_better_model(tmp_path, monkeypatch):
 
     def run(l2: float, ikea_val: float) -> registry.Decision | None:
         HogSoftmax.fit(images, ["v", "h"] * 10, ["h", "v"], size=32, l2=l2, max_iter=30).save(
-            tmp_path / params.paths.models / params.evaluate.model)
-        (metrics / "evaluate.json").write_text(json.dumps({"datasets": {"ikea_val": {
+            tmp_path / params.paths.models / "baseline")
+        (metrics / "evaluate").mkdir(exist_ok=True)
+        (metrics / "evaluate" / "baseline.json").write_text(json.dumps({"datasets": {"ikea_val": {
             "mean_class_accuracy": ikea_val, "per_class_accuracy": {"h": ikea_val, "v": ikea_val}}}}))
         with pipeline_run(tmp_path, {"seed": 0}):
-            return registry.promote_after_run(tmp_path, params)
+            return registry.promote_after_run(tmp_path, params, "baseline")
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     name = params.promotion.model_name

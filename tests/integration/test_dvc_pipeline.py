@@ -30,7 +30,7 @@ def sh(cwd: Path, *args: str) -> str:
 def make_repo(path: Path, overrides: dict | None = None) -> Path:
     """A git+DVC repository holding the project's pipeline files and the small profile."""
     path.mkdir(parents=True)
-    for item in ("dvc.yaml", "core", "stages"):
+    for item in ("dvc.yaml", "core", "stages", "models"):
         src = ROOT / item
         (shutil.copytree if src.is_dir() else shutil.copy)(src, path / item)
     raw = small_params_raw()
@@ -80,21 +80,32 @@ def test_repro_produces_every_output(repo: Path):
             assert all((repo / "data" / root / rel).is_file() for rel in df[col]), (root, col)
     assert not (repo / "data/.staging").exists() or not any((repo / "data/.staging").iterdir())
     metrics = sh(repo, "dvc", "metrics", "show")
-    assert "render.json" in metrics and "proxy_real.json" in metrics and "evaluate.json" in metrics
+    assert "render.json" in metrics and "proxy_real.json" in metrics
+    assert "evaluate/baseline.json" in metrics and "train/gmcml.json" in metrics
 
 
-def test_repro_trains_the_baseline_and_evaluates_it(repo: Path):
+def test_repro_trains_every_method_and_evaluates_it(repo: Path):
     import json
 
-    assert (repo / "data/models/baseline/predictor.json").is_file()
-    values = json.loads((repo / "metrics/evaluate.json").read_text())
+    for method in ("baseline", "gmcml"):
+        assert (repo / f"data/models/{method}/predictor.json").is_file()
+        trained = json.loads((repo / f"metrics/train/{method}.json").read_text())
+        assert trained["training_data"] == "synthetic only (composites of CAD renders)"
+        assert 0.0 <= trained["synthetic_test_accuracy"] <= 1.0 and trained["test_composites"] > 0
+    gmcml = json.loads((repo / "metrics/train/gmcml.json").read_text())
+    assert gmcml["steps"] > 0 and gmcml["model_size_mb"] > 0 and gmcml["kind"] == "conjugate"
+    for plot in ("history.csv", "losses.png", "noise_ratios.png", "reconstructions.png", "pca.png"):
+        assert (repo / "plots/train/gmcml" / plot).is_file(), plot
+    assert not any((repo / "data/.staging").rglob("checkpoint.pt"))  # removed once training ends
+    assert json.loads((repo / "metrics/evaluate/gmcml.json").read_text())["model"]["kind"] == "torch"
+    values = json.loads((repo / "metrics/evaluate/baseline.json").read_text())
     assert values["model"]["training_data"] == "synthetic only (composites of CAD renders)"
     proxy = values["datasets"]["proxy_real"]
     assert proxy["domain"] == "proxy-real (synthetic)" and proxy["objects"] == 8
     assert set(proxy["per_class_accuracy"]) == {"chair", "car", "bottle", "bookcase"}
-    report = (repo / "reports/evaluate.md").read_text()
+    report = (repo / "reports/evaluate/baseline.md").read_text()
     assert "**proxy-real (synthetic)**" in report and "trained on synthetic only" in report
-    assert (repo / "plots/evaluate/proxy_real_confusion.png").is_file()
+    assert (repo / "plots/evaluate/baseline/proxy_real_confusion.png").is_file()
     if (ROOT.parent / "shared/data/ikea").is_dir():
         ikea = values["datasets"]["ikea_test"]
         # The small model knows chair and bookcase only: the other IKEA classes are left
@@ -166,7 +177,8 @@ def test_same_params_give_byte_identical_outputs(tmp_path: Path):
         for file in pd.read_parquet(a / rel)[column]:
             assert (a / "data" / stage / file).read_bytes() == (b / "data" / stage / file).read_bytes(), file
     for rel in ("data/models/baseline/weights.npz", "data/models/baseline/predictor.json",
-                "metrics/evaluate.json", "data/evaluation/predictions.parquet"):
+                "data/models/gmcml/weights.npz", "metrics/evaluate/gmcml.json",
+                "metrics/evaluate/baseline.json", "data/evaluation/baseline/predictions.parquet"):
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
 
 
@@ -181,7 +193,7 @@ def test_bad_params_fail_with_the_key(tmp_path: Path):
 
 
 def test_stage_cli_reproduces_one_stage(repo: Path):
-    out = sh(repo, sys.executable, "-m", "flows.cli", "stage", "evaluate")
+    out = sh(repo, sys.executable, "-m", "flows.cli", "stage", "evaluate@baseline")
     assert "didn't change" in out or "up to date" in out
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     bad = subprocess.run([sys.executable, "-m", "flows.cli", "stage", "nope"], cwd=repo, env=env, capture_output=True,

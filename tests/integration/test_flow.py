@@ -53,7 +53,7 @@ def test_dvc_yaml_lists_stages_in_dag_order():
     order = stages(ROOT / "dvc.yaml")
     dot = subprocess.run([str(Path(sys.executable).with_name("dvc")), "dag", "--dot"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
-    edges = re.findall(r'"(\w+)" -> "(\w+)"', dot)
+    edges = re.findall(r'"([\w@]+)" -> "([\w@]+)"', dot)
     assert edges and all(order.index(a) < order.index(b) for a, b in edges), (order, edges)
 
 
@@ -64,7 +64,8 @@ def test_flow_runs_every_stage_and_tracks_it(tmp_path_factory, mlflow_uri):
     results = pipeline(root=str(repo), retry_delay_seconds=0.1)
     names = stages(repo / "dvc.yaml")
     assert [r["stage"] for r in results] == names and all(r["ran"] for r in results)
-    assert (repo / "metrics/evaluate.json").is_file()
+    assert {"train@baseline", "train@gmcml", "evaluate@gmcml"} <= set(names)
+    assert (repo / "metrics/evaluate/baseline.json").is_file() and (repo / "metrics/evaluate/gmcml.json").is_file()
 
     client, found = runs(mlflow_uri)
     parent = next(r for r in found if r.data.tags.get("cad2real.kind") == "pipeline")
@@ -74,12 +75,19 @@ def test_flow_runs_every_stage_and_tracks_it(tmp_path_factory, mlflow_uri):
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", parent.data.tags["git_commit"])
     assert len(parent.data.tags["dvc_lock_md5"]) == 32
     assert parent.data.params["render.views_per_model"] == "4"
-    assert "datasets.proxy_real.accuracy" in parent.data.metrics
+    assert "baseline.datasets.proxy_real.accuracy" in parent.data.metrics
+    assert "gmcml.datasets.proxy_real.accuracy" in parent.data.metrics
     assert parent.data.tags["training_data"].startswith("synthetic only")
-    evaluate_run = next(r for r in children if r.data.tags["stage"] == "evaluate")
+    evaluate_run = next(r for r in children if r.data.tags["stage"] == "evaluate@gmcml")
     assert 0.0 <= evaluate_run.data.metrics["datasets.proxy_real.mean_class_accuracy"] <= 1.0
     artifacts = {a.path for a in client.list_artifacts(evaluate_run.info.run_id)}
-    assert {"plots", "evaluate.md", "evaluate.json"} <= artifacts
+    assert {"plots", "gmcml.md", "gmcml.json"} <= artifacts
+    train_run = next(r for r in children if r.data.tags["stage"] == "train@gmcml")
+    assert "train.r_cls" in train_run.data.metrics and "synthetic_test_accuracy" in train_run.data.metrics
+    steps = client.get_metric_history(train_run.info.run_id, "train.loss")
+    assert len(steps) == int(train_run.data.metrics["steps"]) and steps[-1].step == len(steps)
+    plots = {a.path for a in client.list_artifacts(train_run.info.run_id, "plots")}
+    assert {"plots/reconstructions.png", "plots/noise_ratios.png", "plots/pca.png"} <= plots
 
     # The evaluated model is registered and, as the first one, becomes champion; the
     # champion answers on raw image bytes.
@@ -137,7 +145,7 @@ def test_a_corrupt_manifest_stops_the_flow_before_training(tmp_path_factory, mlf
     sh(repo, "dvc", "commit", "-f", "render")
     with pytest.raises(StageFailed, match=r"renders: azimuth: 1 of \d+ values outside \[0, 360\)"):
         pipeline(root=str(repo), retry_delay_seconds=0.1)
-    assert model.stat().st_mtime_ns == trained_at  # train_baseline never ran
+    assert model.stat().st_mtime_ns == trained_at  # train@baseline never ran
     client, found = runs(mlflow_uri)
     failed = [r for r in found if r.data.tags.get("cad2real.kind") == "pipeline"][-1]
     assert failed.info.status == "FAILED" and failed.data.tags["failed_stage"] == "validate"

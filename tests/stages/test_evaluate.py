@@ -79,20 +79,20 @@ def test_evaluate_on_real_ikea_photos_and_a_missing_dataset(model_params, tmp_pa
         {"name": "pascal3d_val", "kind": "pascal3d", "root": str(tmp_path / "nowhere")},
     ]
     params = parse_params(model_params, "test")
-    values = evaluate.run(params)
+    values = evaluate.run(params, "baseline")
     ikea_result = values["datasets"]["ikea_test"]
     assert ikea_result["domain"] == "real" and ikea_result["objects"] == 30
     assert 0.0 <= ikea_result["accuracy"] <= 1.0 and sum(ikea_result["per_class_objects"].values()) == 30
     assert values["skipped"]["pascal3d_val"].startswith("skipped: PASCAL3D+ not found at")
     assert values["model"]["training_data"] == "synthetic only (test)"
-    on_disk = json.loads((Path(params.paths.metrics) / "evaluate.json").read_text())
+    on_disk = json.loads((Path(params.paths.metrics) / "evaluate" / "baseline.json").read_text())
     assert on_disk["datasets"]["ikea_test"]["accuracy"] == ikea_result["accuracy"]
     assert "VOC" not in on_disk["conventions"]["accuracy"] and on_disk["conventions"]["label_set"].startswith("closed")
     for suffix in ("confusion.png", "per_class.png", "reliability.png", "confusion.csv"):
-        assert (Path(params.paths.plots) / "evaluate" / f"ikea_test_{suffix}").is_file()
-    predictions = pd.read_parquet(Path(params.paths.evaluation) / "predictions.parquet")
+        assert (Path(params.paths.plots) / "evaluate" / "baseline" / f"ikea_test_{suffix}").is_file()
+    predictions = pd.read_parquet(Path(params.paths.evaluation) / "baseline" / "predictions.parquet")
     assert len(predictions) == 30 and set(predictions["dataset"]) == {"ikea_test"}
-    report = (Path(params.paths.reports) / "evaluate.md").read_text()
+    report = (Path(params.paths.reports) / "evaluate" / "baseline.md").read_text()
     assert "trained on synthetic only (test)" in report and "skipped: PASCAL3D+ not found" in report
 
 
@@ -100,7 +100,7 @@ def test_a_required_missing_dataset_fails(model_params, tmp_path):
     model_params["evaluate"]["datasets"] = [
         {"name": "voc", "kind": "voc", "root": str(tmp_path / "VOCdevkit"), "required": True}]
     with pytest.raises(DatasetNotFound, match="VOCdevkit"):
-        evaluate.run(parse_params(model_params, "test"))
+        evaluate.run(parse_params(model_params, "test"), "baseline")
 
 
 def test_a_corrupt_photo_is_reported_and_the_rest_evaluated(model_params, tmp_path, caplog):
@@ -112,7 +112,7 @@ def test_a_corrupt_photo_is_reported_and_the_rest_evaluated(model_params, tmp_pa
     model_params["evaluate"]["datasets"] = [
         {"name": "ikea_test", "kind": "ikea", "root": str(ikea), "splits_csv": str(splits), "split": "test"}]
     with caplog.at_level("WARNING"):
-        values = evaluate.run(parse_params(model_params, "test"))
+        values = evaluate.run(parse_params(model_params, "test"), "baseline")
     result = values["datasets"]["ikea_test"]
     assert result["objects"] == 2 and result["excluded"]["unreadable_image"] == 1  # bookcase and desk remain
     assert "00000003_001.jpg: not a readable image" in result["unreadable"][0]

@@ -1,0 +1,102 @@
+"""The train stage on a tiny composites folder: every kind trains, saves a model folder
+that loads back as a predictor, and writes its metrics and plots; a pre-trained method
+without weights on disk says so and trains from scratch."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.io import write_manifest, write_png
+from core.params import parse_params
+from core.predictors import load_predictor
+from stages import train
+from tests.conftest import shared_data, small_params_raw
+from tests.core.test_predictors import stripes
+
+CLASSES = ("chair", "sofa")
+
+
+@pytest.fixture
+def raw(tmp_path: Path) -> dict:
+    """Small-profile params whose composites are 2 classes x 4 models x 6 views of
+    striped images (chair vertical, sofa horizontal) with semantic targets."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "data/composites"
+    (root / "shards").mkdir(parents=True)
+    rows = []
+    for c, cls in enumerate(CLASSES):
+        for m in range(4):
+            for v in range(6):
+                cid = f"{cls}-{m}-{v}"
+                image = stripes(c == 0, rng, shape=(48, 48))
+                semantic = np.zeros_like(image)
+                semantic[12:36, 12:36] = (255, 0, 0) if c == 0 else (0, 0, 255)
+                write_png(root / "shards" / f"{cid}_image.png", image)
+                write_png(root / "shards" / f"{cid}_semantic.png", semantic)
+                rows.append({"composite_id": cid, "model_id": f"{cls}-{m}", "category": cls, "azimuth": 60.0 * v,
+                             "elevation": 10.0, "image": f"shards/{cid}_image.png",
+                             "semantic": f"shards/{cid}_semantic.png"})
+    write_manifest(pd.DataFrame(rows), root / "manifest.parquet")
+    params = small_params_raw(tmp_path)
+    params["trainer"] |= {"label_set": "all", "epochs": 2, "test_models": 0.25, "val_models": 0.25}
+    return params
+
+
+def test_a_conjugate_method_trains_and_loads_back(raw: dict, tmp_path: Path):
+    params = parse_params(raw, "test")
+    metrics = train.run(params, "gmcml")
+    assert metrics["kind"] == "conjugate" and metrics["classes"] == 2 and metrics["steps"] == 2 * (24 // 8)
+    assert metrics["train_composites"] == 24 and metrics["test_composites"] == 12 and metrics["val_composites"] == 12
+    assert 0.0 <= metrics["synthetic_test_accuracy"] <= 1.0 and metrics["model_size_mb"] > 0
+    assert json.loads((tmp_path / "metrics/train/gmcml.json").read_text())["steps"] == metrics["steps"]
+    history = pd.read_csv(tmp_path / "plots/train/gmcml/history.csv")
+    assert {"loss", "recon", "kl", "softmax", "pair", "triplet", "r_rec", "r_cls"} <= set(history.columns)
+    assert ((history["r_cls"] > 0) & (history["r_cls"] < 1)).all()
+    predictor = load_predictor(tmp_path / "data/models/gmcml")
+    assert predictor.categories == CLASSES and predictor.info["training_data"].startswith("synthetic only")
+    proba = predictor.predict_proba([stripes(True, np.random.default_rng(5), shape=(30, 70))])
+    assert proba.shape == (1, 2) and np.isclose(proba.sum(), 1.0)
+
+
+def test_fixed_noise_and_a_plain_classifier(raw: dict, tmp_path: Path):
+    params = parse_params(raw, "test")
+    train.run(params, "gmml")
+    history = pd.read_csv(tmp_path / "plots/train/gmml/history.csv")
+    assert (history["r_rec"] == 0.1).all() and (history["r_cls"] == 0.3).all()  # GM-ML: fixed ratios
+    metrics = train.run(params, "squeezenet")
+    assert metrics["kind"] == "classifier" and "triplet" not in pd.read_csv(
+        tmp_path / "plots/train/squeezenet/history.csv").columns
+
+
+def test_pretrained_without_weights_says_so_and_trains_from_scratch(raw: dict, tmp_path: Path, caplog,
+                                                                    monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    raw["methods"]["frozen_mobilenet_v2"] |= {"weights": str(tmp_path / "nowhere.tflite"), "image_size": 32}
+    with caplog.at_level(logging.WARNING):
+        metrics = train.run(parse_params(raw, "test"), "frozen_mobilenet_v2")
+    assert "no pre-trained weights for mobilenet_v2" in caplog.text and "nowhere.tflite" in caplog.text
+    assert metrics["pretrained_weights"].startswith("none")
+    assert load_predictor(tmp_path / "data/models/frozen_mobilenet_v2").predict_proba(
+        [np.zeros((20, 20, 3), np.uint8)]).shape == (1, 2)
+
+
+def test_frozen_imagenet_features_from_the_tflite_file(raw: dict, tmp_path: Path):
+    weights = shared_data("weights", "coral", "mobilenet_v1_0.25_128_quant.tflite")
+    raw["methods"]["frozen_v1"] = {"kind": "pretrained", "backbone": "mobilenet_v1_025", "weights": str(weights),
+                                   "image_size": 64}
+    metrics = train.run(parse_params(raw, "test"), "frozen_v1")
+    assert metrics["pretrained_weights"] == str(weights) and metrics["image_size"] == 64
+    predictor = load_predictor(tmp_path / "data/models/frozen_v1")
+    assert predictor.info["arch"]["backbone"] == "mobilenet_v1_025" and predictor.info["input"]["std"] == pytest.approx(128 / 255)
+    assert predictor.predict_proba([stripes(False, np.random.default_rng(2))]).shape == (1, 2)
+
+
+def test_an_undefined_method_names_the_known_ones(raw: dict):
+    with pytest.raises(ValueError, match="method 'nope' is not defined under `methods`"):
+        train.run(parse_params(raw, "test"), "nope")
