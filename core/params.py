@@ -376,6 +376,8 @@ DEFAULT_METHODS: dict[str, Any] = {
     "squeezenet": ClassifierMethod(classifier="squeezenet"),
     "alexnet": ClassifierMethod(classifier="alexnet"),
     "frozen_mobilenet_v2": PretrainedMethod(),
+    "finetune_mobilenet_v2": PretrainedMethod(mode="finetune", image_size=128),
+    "unfreeze_mobilenet_v2": PretrainedMethod(mode="unfreeze_after", image_size=128),
 }
 
 
