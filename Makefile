@@ -9,7 +9,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # dvc.yaml's commands run `python`: the project's venv first on PATH.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run compare test setup system lint gallery bench clean-data
+.PHONY: run compare smoke test setup system lint gallery bench clean-data
 
 run: setup ## set everything up, then run the main pipeline on the embedded default
 	$(PY) -m flows.pipeline
@@ -17,6 +17,9 @@ run: setup ## set everything up, then run the main pipeline on the embedded defa
 compare: setup ## every method of train.methods (the DVC matrix), then RESULTS.md
 	$(PY) -m flows.pipeline --all
 	$(PY) -m flows.cli results
+
+smoke: setup ## the main job on the small profile (profiles/small.yaml) in .smoke/: a quick end-to-end check
+	$(PY) -m flows.smoke
 
 test: setup ## set everything up, then run the test suite
 	$(PY) -m pytest -q -ra

@@ -471,6 +471,10 @@ class ComputeParams(Section):
     # files at the same path, and have the venv and OpenGL libraries).
     engine: Literal["local", "dask"] = "local"
     dask_address: str | None = None  # e.g. tcp://scheduler:8786; None = a LocalCluster
+    # The training stages (train@<method>) run as flow runs of this Prefect deployment
+    # (e.g. "cad2real-stages/train-gpu" on a GPU work pool, prefect.yaml) instead of in
+    # the pipeline's process; its worker must see this project checkout at the same path.
+    training_deployment: str | None = None
 
 
 class Params(Section):

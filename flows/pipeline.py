@@ -128,10 +128,11 @@ def pipeline(root: str = ".", retry_delay_seconds: float = 10.0, track: bool = T
         else contextlib.nullcontext()
     with tracked as parent:
         for name in names:
-            stage_task = run_stage.with_options(name=name, retries=0 if name in NO_RETRY else RETRIES,
-                                                retry_delay_seconds=backoff(retry_delay_seconds))
+            remote = params.compute.training_deployment if name.startswith("train@") else None
+            stage_task = (remote_stage if remote else run_stage).with_options(
+                name=name, retries=0 if name in NO_RETRY else RETRIES, retry_delay_seconds=backoff(retry_delay_seconds))
             try:
-                result = stage_task(name, str(base))
+                result = stage_task(name, str(base), remote) if remote else stage_task(name, str(base))
             except StageFailed as exc:
                 if parent is not None:
                     tracking.log_failure(base, paths, name, exc)
@@ -145,6 +146,37 @@ def pipeline(root: str = ".", retry_delay_seconds: float = 10.0, track: bool = T
         if parent is not None:
             tracking.record_data_version(base, pushed)
     return results
+
+
+@task
+def remote_stage(stage: str, root: str, deployment: str) -> dict[str, Any]:
+    """``stage`` as a flow run of ``deployment`` (a :func:`stages_flow` deployment, e.g. on
+    a GPU work pool), waited for; its worker runs ``dvc repro`` in the same checkout."""
+    from prefect.deployments import run_deployment
+
+    logger = get_run_logger()
+    start = time.perf_counter()
+    logger.info("stage %s: submitted to deployment %s", stage, deployment)
+    run = run_deployment(name=deployment, parameters={"root": root, "stages": [stage]}, timeout=None,
+                         poll_interval=2)
+    seconds = time.perf_counter() - start
+    if run.state is None or not run.state.is_completed():
+        state = run.state.name if run.state is not None else "unknown"
+        raise StageFailed(f"stage {stage}: flow run {run.name} of deployment {deployment} ended {state}")
+    logger.info("stage %s: flow run %s of %s completed in %.1f s", stage, run.name, deployment, seconds)
+    return {"stage": stage, "ran": True, "seconds": round(seconds, 2), "deployment": deployment,
+            "flow_run": str(run.id)}
+
+
+@flow(name="cad2real-stages")
+def stages_flow(root: str = ".", stages: list[str] | None = None,
+                retry_delay_seconds: float = 10.0) -> list[dict[str, Any]]:
+    """The named DVC stages of ``root``, each as a retried task: the share of a pipeline
+    run that a worker elsewhere runs (``compute.training_deployment``; prefect.yaml's
+    ``train-gpu``). No tracking here: the pipeline run that asked tracks them."""
+    base = str(Path(root).resolve())
+    return [run_stage.with_options(name=name, retry_delay_seconds=backoff(retry_delay_seconds))(name, base)
+            for name in stages or []]
 
 
 @task(name="push", retries=RETRIES)
@@ -199,6 +231,7 @@ def deployment(cron: str, root: Path, name: str = DEPLOYMENT) -> Any:
 def summary(params_path: Path = Path("params.yaml"), methods: list[str] | None = None) -> list[str]:
     """One line per output: what it is, how many rows, where it is."""
     params = load_params(params_path)
+    base = params_path.parent
     lines = []
     for name, path in (
         ("catalog", params.paths.catalog), ("renders", params.paths.renders),
@@ -206,16 +239,16 @@ def summary(params_path: Path = Path("params.yaml"), methods: list[str] | None =
         ("proxy-real set (SYNTHETIC)", params.paths.proxy_real),
     ):
         try:
-            n = len(read_manifest(path))
-            lines.append(f"  {name:<28} {n:>7} rows  {Path(path).resolve()}")
+            n = len(read_manifest(base / path))
+            lines.append(f"  {name:<28} {n:>7} rows  {(base / path).resolve()}")
         except FileNotFoundError:
             lines.append(f"  {name:<28} {'-':>7}       (not produced yet) {path}")
-    lines.append(f"  {'metrics':<28} {'':>7}       {Path(params.paths.metrics).resolve()} (dvc metrics show)")
+    lines.append(f"  {'metrics':<28} {'':>7}       {(base / params.paths.metrics).resolve()} (dvc metrics show)")
     for method in methods or params.train.default:
-        lines.append(f"  {'model ' + method:<28} {'':>7}       {(Path(params.paths.models) / method).resolve()}")
-        report = Path(params.paths.reports) / "evaluate" / f"{method}.md"
+        lines.append(f"  {'model ' + method:<28} {'':>7}       {(base / params.paths.models / method).resolve()}")
+        report = base / params.paths.reports / "evaluate" / f"{method}.md"
         lines.append(f"  {'evaluation ' + method:<28} {'':>7}       {report.resolve()}")
-        lines += results(Path(params.paths.metrics) / "evaluate" / f"{method}.json")
+        lines += results(base / params.paths.metrics / "evaluate" / f"{method}.json")
     return lines
 
 

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
 
 # As flows/_env.py does for `make run`, before any test imports prefect or mlflow.
 for _key, _value in {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
@@ -27,26 +26,12 @@ def shared_data(*parts: str) -> Path:
 
 def small_params_raw(tmp: Path | None = None) -> dict:
     """params.yaml with the small profile (profiles/small.yaml) applied; paths under ``tmp``."""
-    from core.params import apply_overrides
+    from flows.smoke import profile_params
 
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    overrides = yaml.safe_load((ROOT / "profiles" / "small.yaml").read_text())
-    raw = apply_overrides(raw, overrides)
+    raw = profile_params(ROOT)
     if tmp is not None:
         raw["paths"] = {k: str(tmp / v) for k, v in raw["paths"].items()}
-    return absolute_shared(raw)
-
-
-def absolute_shared(node):
-    """``../shared/data/...`` (relative to the project) as absolute paths, so a params
-    file written into a scratch repository still finds the real data."""
-    if isinstance(node, dict):
-        return {k: absolute_shared(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [absolute_shared(v) for v in node]
-    if isinstance(node, str) and node.startswith("../shared/"):
-        return str(ROOT.parent / node.removeprefix("../"))
-    return node
+    return raw
 
 
 @pytest.fixture

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from tests.conftest import ROOT, small_params_raw
 
@@ -28,24 +26,11 @@ def sh(cwd: Path, *args: str) -> str:
 
 
 def make_repo(path: Path, overrides: dict | None = None) -> Path:
-    """A git+DVC repository holding the project's pipeline files and the small profile."""
-    path.mkdir(parents=True)
-    for item in ("dvc.yaml", "core", "stages", "models"):
-        src = ROOT / item
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, path / item)
-    raw = small_params_raw()
-    for key, value in (overrides or {}).items():
-        raw[key] = value
-    (path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    (path / ".gitignore").write_text("__pycache__/\n/data/\n")
-    sh(path, "git", "init", "-q")
-    sh(path, "git", "config", "user.email", "test@cad2real.local")
-    sh(path, "git", "config", "user.name", "cad2real test")
-    sh(path, "dvc", "init", "-q")
-    sh(path, "dvc", "config", "core.analytics", "false")
-    sh(path, "git", "add", "-A")
-    sh(path, "git", "commit", "-qm", "pipeline")
-    return path
+    """A git+DVC repository holding the project's pipeline files and the small profile
+    (the workspace of `make smoke`), top-level params sections replaced by ``overrides``."""
+    from flows.smoke import scratch_workspace
+
+    return scratch_workspace(path, ROOT, {**small_params_raw(), **(overrides or {})})
 
 
 @pytest.fixture(scope="module")

@@ -252,3 +252,47 @@ def test_serve_registers_a_scheduled_deployment(harness, tmp_path):
         schedules = client.read_deployment_schedules(deployment_id)
     assert found.name == "nightly-test" and found.parameters == {"root": str(tmp_path.resolve())}
     assert [s.schedule.cron for s in schedules] == ["0 2 * * *"]
+
+
+TRAIN_DVC = """stages:
+  train:
+    matrix:
+      method: ${train.methods}
+    cmd: python -c "import os; open('out_${item.method}.txt', 'w').write(str(os.getpid()))"
+    outs:
+      - out_${item.method}.txt
+"""
+
+
+def test_training_stages_run_as_flow_runs_of_the_training_deployment(harness, tmp_path):
+    """`compute.training_deployment` set: each train@ stage is a flow run of that deployment
+    (here served by a Runner in this process, as a GPU worker would), waited for."""
+    import asyncio
+    import os
+    import threading
+
+    from prefect.client.orchestration import get_client
+    from prefect.runner import Runner
+
+    from flows.pipeline import pipeline, stages_flow
+
+    repo = scratch_repo(tmp_path / "gpu", TRAIN_DVC, "")
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    raw["compute"]["training_deployment"] = "cad2real-stages/train-gpu-test"
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    sh(repo, "git", "commit", "-qam", "training deployment")
+    runner = Runner(name="gpu-worker-test", query_seconds=1)
+    runner.add_deployment(stages_flow.to_deployment(name="train-gpu-test"))
+    loop = asyncio.new_event_loop()
+    worker = threading.Thread(target=loop.run_until_complete, args=(runner.start(),), daemon=True)
+    worker.start()
+    try:
+        (result,) = pipeline(root=str(repo), retry_delay_seconds=0.1, track=False, methods=["baseline"])
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.astop(), loop).result(timeout=60)
+        worker.join(timeout=60)
+    assert result["stage"] == "train@baseline" and result["deployment"] == "cad2real-stages/train-gpu-test"
+    assert int((repo / "out_baseline.txt").read_text()) != os.getpid()  # ran in the worker's process
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(result["flow_run"])
+    assert run.state.is_completed() and run.parameters["stages"] == ["train@baseline"]

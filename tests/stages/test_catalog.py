@@ -20,8 +20,9 @@ import yaml
 from core import geometry, meshes, rendering
 from core.importers import SourceModel, canonical_transform, discover, load_model
 from core.params import IKEA_CLASSES, CatalogSource, parse_params
+from flows.smoke import absolute_shared
 from stages import catalog
-from tests.conftest import ROOT, absolute_shared, shared_data, small_params_raw
+from tests.conftest import ROOT, shared_data, small_params_raw
 
 COLUMNS = [
     "model_id", "category", "source", "path", "n_faces", "n_vertices", "license", "split",
@@ -214,7 +215,7 @@ def test_default_sources_give_all_six_ikea_classes(tmp_path: Path):
     shared_data("pascal3d_cad")
     shared_data("objectnet3d_cad")
 
-    default_sources = absolute_shared(yaml.safe_load((ROOT / "params.yaml").read_text()))["catalog"]["sources"]
+    default_sources = absolute_shared(yaml.safe_load((ROOT / "params.yaml").read_text()), ROOT)["catalog"]["sources"]
     sources = [{**s, "max_models_per_category": 1, "categories": list(IKEA_CLASSES)} for s in default_sources
                if s["kind"] in ("pascal3d", "objectnet3d")]
     manifest, _ = run_catalog(tiny_raw(tmp_path, categories=IKEA_CLASSES, models=2, heldout=1, sources=sources))
