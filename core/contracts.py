@@ -64,6 +64,7 @@ class ManifestSpec:
     values: tuple[tuple[str, tuple[str, ...]], ...] = ()  # column -> allowed values
     bbox: bool = False
     category: bool = True
+    balance: bool = True  # class balance within contracts.class_balance (not for real eval sets)
 
 
 _SHAPE = ("visible_fraction",)
@@ -86,6 +87,11 @@ SPECS: dict[str, ManifestSpec] = {
         ids=("image_id",), required=("model_id", "category", *POSE), files=("image",),
         photos=("image",), ranges=(*POSE, *_SHAPE), values=(("domain", (PROXY_REAL_DOMAIN,)),),
         bbox=True),
+    # A real evaluation set in the common record (core/evalsets.py), one row per object;
+    # real datasets are imbalanced by nature, and angles are null where not annotated.
+    "evalset": ManifestSpec(
+        ids=("object_id",), required=("image", "category"), files=("image",), photos=("image",),
+        ranges=("azimuth", "elevation", "theta"), bbox=True, balance=False),
 }
 
 
@@ -206,7 +212,7 @@ def suite_for(name: str, categories: Sequence[str], *, class_balance: float = 3.
                 problem="empty (x0 < x1 and y0 < y1 expected)")
         derived("in_image", subject="bbox", what="boxes", inputs=BBOX,
                 problem="not inside the image (0 <= x0, x1 <= width, 0 <= y0, y1 <= height)")
-    if spec.category and len(categories) >= 2:
+    if spec.category and spec.balance and len(categories) >= 2:
         derived("balanced", subject="category", what="rows", inputs=("category",),
                 problem=f"in a class whose row count is outside [1/{class_balance:g}, "
                         f"{class_balance:g}] x the median class count")
@@ -245,7 +251,7 @@ def _derive_manifest(df: pd.DataFrame, spec: ManifestSpec, folder: Path, *, chec
         derived["bbox__nonempty"] = (x0 < x1) & (y0 < y1)
         derived["bbox__in_image"] = (x0 >= 0) & (y0 >= 0) & (x1 <= w) & (y1 <= h)
         details["bbox__nonempty"] = details["bbox__in_image"] = box
-    if spec.category and "category" in df:
+    if spec.category and spec.balance and "category" in df:
         counts = df["category"].value_counts()  # nulls are the not-null expectation's job
         if len(counts) >= 2:
             median = float(counts.median())
@@ -336,7 +342,7 @@ def _failure_line(suite: str, entry: dict, details: Mapping[str, pd.Series]) -> 
         examples = []
     else:
         examples = [_example(v) for v in entry["partial_unexpected_list"]]
-    examples = list(dict.fromkeys(e for e in examples if e is not None))[:3]
+    examples = list(dict.fromkeys(e for e in examples if isinstance(e, str)))[:3]
     return f"{head} {count}" + (f" (e.g. {'; '.join(examples)})" if examples else "")
 
 
@@ -381,13 +387,22 @@ def validate_manifest(name: str, folder: str | Path, *, categories: Sequence[str
     checks (0 skips them). Raises ``ValueError`` for an unknown suite name and
     ``FileNotFoundError`` naming the path for a missing manifest.
     """
-    spec = _spec(name)
+    _spec(name)
     folder = Path(folder)
     manifest = folder / MANIFEST if folder.suffix != ".parquet" else folder
-    folder = manifest.parent
     if not manifest.is_file():
         raise FileNotFoundError(f"{manifest}: manifest not found (run the stage that produces it)")
-    df = read_manifest(manifest)
+    return _validate_frame(name, read_manifest(manifest), manifest.parent, str(manifest), categories=categories,
+                           check_files=check_files, image_sample=image_sample, seed=seed,
+                           class_balance=class_balance)
+
+
+def _validate_frame(name: str, df: pd.DataFrame, folder: Path, label: str, *, categories: Sequence[str],
+                    check_files: bool, image_sample: int, seed: int, class_balance: float) -> ContractResult:
+    """Suite ``name`` on the table ``df`` whose file columns are relative to ``folder``;
+    ``label`` names the table in the report."""
+    spec = _spec(name)
+    manifest = label
     gx, _ = _gx()
     expectations = [e for e in suite_for(name, categories, class_balance=class_balance)
                     if check_files or not e.meta["needs_files"]]
@@ -431,6 +446,40 @@ def validate_manifest(name: str, folder: str | Path, *, categories: Sequence[str
     report = json.loads(json.dumps(report, default=str))  # JSON-safe (numpy scalars etc.)
     return ContractResult(suite=name, manifest=str(manifest), success=success, rows=len(df),
                           failures=tuple(failures), report=report)
+
+
+def evalset_frame(evalset: Any) -> pd.DataFrame:
+    """One row per object of a :class:`core.evalsets.EvalSet`: image (absolute path),
+    category, box (the whole image when the dataset has none; the size read from the
+    file header when the annotation lacks it), angles (null where not annotated)."""
+    from PIL import Image
+
+    rows = []
+    for image in evalset.images:
+        w, h = image.width, image.height
+        if (w is None or h is None) and image.image.is_file():
+            try:
+                with Image.open(image.image) as im:
+                    w, h = im.size
+            except OSError:
+                w = h = None  # unreadable: the image check says so
+        for k, obj in enumerate(image.objects):
+            box = obj.bbox if obj.bbox is not None else (0.0, 0.0, w, h)
+            rows.append({"object_id": f"{image.image_id}#{k}", "image": str(image.image.resolve()),
+                         "category": obj.category, "bbox_x0": box[0], "bbox_y0": box[1], "bbox_x1": box[2],
+                         "bbox_y1": box[3], "width": w, "height": h, "azimuth": obj.azimuth,
+                         "elevation": obj.elevation, "theta": obj.theta})
+    columns = ["object_id", "image", "category", *BBOX, "azimuth", "elevation", "theta"]
+    return pd.DataFrame(rows, columns=columns).astype({c: float for c in (*BBOX, "azimuth", "elevation", "theta")})
+
+
+def validate_evalset(evalset: Any, *, image_sample: int = 16, seed: int = 0, name: str | None = None) -> ContractResult:
+    """The ``evalset`` suite on a loaded evaluation dataset (``name``: how the report calls
+    it, e.g. ``ikea_test``): ids, category set, boxes inside the image, angle ranges,
+    image files exist and are not constant."""
+    return _validate_frame("evalset", evalset_frame(evalset), Path("/"), f"{name or evalset.name} ({evalset.root})",
+                           categories=evalset.categories, check_files=True, image_sample=image_sample, seed=seed,
+                           class_balance=3.0)
 
 
 def validate_all(folders: Mapping[str, str | Path], *, categories: Sequence[str],

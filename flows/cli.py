@@ -211,13 +211,27 @@ def checkout(run_id: str = typer.Argument(..., help="an MLflow pipeline run id (
 
 
 @app.command()
-def validate(params: Path = typer.Option(Path("params.yaml"))) -> None:
-    """Run the data contracts (great-expectations) on every manifest; exit 1 on a failure."""
+def validate(
+    params: Path = typer.Option(Path("params.yaml")),
+    evalsets: bool = typer.Option(True, help="also the evaluation datasets of evaluate.datasets that are on disk"),
+) -> None:
+    """Run the data contracts (great-expectations) on every manifest and evaluation
+    dataset; exit 1 on a failure."""
+    from core.contracts import validate_evalset
+    from core.evalsets import DatasetNotFound
     from core.params import ParamsError, load_params
+    from stages.evaluate import open_dataset
     from stages.validate import check
 
     try:
-        results = check(load_params(params))
+        loaded = load_params(params)
+        results = check(loaded)
+        for d in loaded.evaluate.datasets if evalsets else ():
+            try:
+                results.append(validate_evalset(open_dataset(d, loaded), seed=loaded.seed, name=d.name,
+                                                image_sample=loaded.contracts.image_sample))
+            except DatasetNotFound as exc:
+                typer.echo(f"{d.name}: {exc}")
     except (ParamsError, FileNotFoundError, ValueError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None

@@ -25,6 +25,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from core import metrics, plots
+from core.contracts import validate_evalset
 from core.evalsets import DatasetNotFound, EvalSet, crop_object, load_evalset
 from core.io import atomic_dir, read_image, stable_hash, write_manifest, write_metrics
 from core.params import EvalDatasetParams, EvaluateParams, Params
@@ -177,6 +178,11 @@ def evaluate(params: Params, p: EvaluateParams, predictor: Predictor, plots_dir:
             log.warning("%s (evaluate.datasets %s)", exc, d.name)
             skipped[d.name] = str(exc)
             continue
+        contract = validate_evalset(evalset, name=d.name, image_sample=params.contracts.image_sample,
+                                    seed=params.seed)
+        if not contract.success:  # recorded and logged; unreadable photos are left out below
+            log.warning("evaluate: %s (%s) fails its data contract:\n  %s", d.name, evalset.root,
+                        "\n  ".join(contract.failures))
         known = set(predictor.categories)
         rows, dropped = select_objects(evalset, d, known)
         label_set = sorted({r.category for r in rows} | (set(evalset.categories) & known)) \
@@ -196,6 +202,8 @@ def evaluate(params: Params, p: EvaluateParams, predictor: Predictor, plots_dir:
         title = f"{d.name} ({evalset.domain})\nmodel trained on {predictor.info.get('training_data', '?')}"
         write_plots(plots_dir, d.name, title, label_set, extras)
         results[d.name] = {"domain": evalset.domain, "kind": d.kind, "split": d.split, "root": str(evalset.root),
+                           "contract": {"success": contract.success, "failures": list(contract.failures),
+                                        "expectations": contract.report["statistics"]["evaluated"]},
                            "excluded": dropped, "detection": NOT_APPLICABLE_DETECTION, **result,
                            **({"unreadable": unreadable[:20]} if unreadable else {})}
         tables.append(pd.DataFrame({
@@ -237,6 +245,10 @@ def report(values: dict[str, Any]) -> str:
         if "viewpoint" in r:
             lines += ["", f"Viewpoint: Acc@π/6 {r['viewpoint']['acc_pi_6']:.3f}, "
                       f"median error {r['viewpoint']['median_error_deg']:.1f}°"]
+        contract = r.get("contract")
+        if contract is not None:
+            lines += ["", "Data contract (great-expectations `evalset` suite): " + (
+                "passed" if contract["success"] else "FAILED — " + "; ".join(contract["failures"]))]
         lines += ["", f"Plots: `{name}_confusion.png`, `{name}_per_class.png`, `{name}_reliability.png`."]
     lines += ["", "## Conventions", ""]
     lines += [f"- **{k}**: {v}" for k, v in values["conventions"].items()]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
+
+from core import contracts
 
 from core.contracts import (
     SPECS,
@@ -190,7 +194,8 @@ def test_suite_for_is_gx_expectations():
     assert any(e.meta["column"] == "category" and e.column == "category__balanced" for e in suite)
     single = suite_for("renders", ["chair"])  # class balance needs two classes
     assert not any(getattr(e, "column", None) == "category__balanced" for e in single)
-    assert set(SPECS) == {"catalog", "renders", "composites", "adaptation_pairs", "proxy_real"}
+    assert set(SPECS) == {"catalog", "renders", "composites", "adaptation_pairs", "proxy_real", "evalset"}
+    assert not any(getattr(e, "column", None) == "category__balanced" for e in suite_for("evalset", CATEGORIES))
 
 
 def make_proxy_real(folder: Path, domain: str = "proxy-real (synthetic)") -> Path:
@@ -263,3 +268,38 @@ def test_real_manifests_pass():
     assert [r.suite for r in results] == list(REAL)
     assert all(r.success for r in results), [line for r in results for line in r.failures]
     assert all(r.rows > 0 for r in results)
+
+
+def test_real_ikea_photos_pass_the_evalset_suite():
+    from core.evalsets import load_evalset
+    from tests.conftest import shared_data
+
+    ikea = shared_data("ikea", "IKEA")
+    result = contracts.validate_evalset(load_evalset("ikea", ikea, splits_csv=ikea.parent / "splits.csv"))
+    assert result.success, result.failures
+    assert result.rows == 631 and result.report["image_sample"]["rows"] == 16
+
+
+def test_a_bad_evalset_fails_naming_the_problem(tmp_path):
+    """VOC fixture: one box leaves its image, one photo is constant grey."""
+    from core.evalsets import load_evalset
+    from tests.core.evalset_fixtures import write_voc
+
+    root = write_voc(tmp_path / "VOCdevkit")
+    evalset = load_evalset("voc", root, split="val")
+    rng = np.random.default_rng(0)
+    for image in evalset.images:  # the fixture's JPEGs are flat grey: give them content
+        cv2.imwrite(str(image.image), rng.integers(0, 255, (8, 12, 3), dtype=np.uint8))
+    frame = contracts.evalset_frame(evalset)
+    assert {"object_id", "image", "category", "bbox_x1", "width", "azimuth"} <= set(frame.columns)
+    first = evalset.images[0]
+    obj = first.objects[0]
+    broken = dataclasses.replace(first, objects=(dataclasses.replace(obj, bbox=(0.0, 0.0, 50.0, 4.0)),
+                                                 *first.objects[1:]))
+    cv2.imwrite(str(evalset.images[-1].image), np.full((8, 12, 3), 127, np.uint8))
+    bad = dataclasses.replace(evalset, images=(broken, *evalset.images[1:]))
+    result = contracts.validate_evalset(bad, image_sample=len(bad.images))
+    assert not result.success
+    text = "\n".join(result.failures)
+    assert "bbox: 1 of" in text and "not inside the image" in text
+    assert "image: 1 of" in text and "constant" in text

@@ -87,6 +87,7 @@ def test_evaluate_on_real_ikea_photos_and_a_missing_dataset(model_params, tmp_pa
     assert values["model"]["training_data"] == "synthetic only (test)"
     on_disk = json.loads((Path(params.paths.metrics) / "evaluate" / "baseline.json").read_text())
     assert on_disk["datasets"]["ikea_test"]["accuracy"] == ikea_result["accuracy"]
+    assert on_disk["datasets"]["ikea_test"]["contract"]["success"]  # real photos pass the evalset suite
     assert "VOC" not in on_disk["conventions"]["accuracy"] and on_disk["conventions"]["label_set"].startswith("closed")
     for suffix in ("confusion.png", "per_class.png", "reliability.png", "confusion.csv"):
         assert (Path(params.paths.plots) / "evaluate" / "baseline" / f"ikea_test_{suffix}").is_file()
@@ -117,3 +118,18 @@ def test_a_corrupt_photo_is_reported_and_the_rest_evaluated(model_params, tmp_pa
     assert result["objects"] == 2 and result["excluded"]["unreadable_image"] == 1  # bookcase and desk remain
     assert "00000003_001.jpg: not a readable image" in result["unreadable"][0]
     assert "00000003_001.jpg" in caplog.text
+
+
+def test_the_evalset_contract_is_recorded(model_params, tmp_path, caplog):
+    """The IKEA fixture's photos are flat grey: the evalset suite fails, the stage says so
+    (a warning naming the dataset) and records it beside the scores."""
+    from tests.core.evalset_fixtures import write_ikea
+
+    ikea, splits = write_ikea(tmp_path / "ikea")
+    model_params["evaluate"]["datasets"] = [
+        {"name": "ikea_test", "kind": "ikea", "root": str(ikea), "splits_csv": str(splits), "split": "test"}]
+    with caplog.at_level("WARNING"):
+        values = evaluate.run(parse_params(model_params, "test"), "baseline")
+    contract = values["datasets"]["ikea_test"]["contract"]
+    assert not contract["success"] and "constant" in contract["failures"][0]
+    assert "ikea_test" in caplog.text and "fails its data contract" in caplog.text
