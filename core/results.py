@@ -68,8 +68,9 @@ def render(rows: list[dict[str, Any]], command: str, today: date | None = None) 
             lines.append(f"| {row['method']} | not trained yet | " + " | ".join("—" for _ in range(len(COLUMNS) + 3))
                          + " |")
             continue
-        size = f"{t['model_size_mb']:.1f} MB" if t.get("model_size_mb") is not None else "—"
-        took = f"{t['train_time_s'] / 60:.1f} min" if t.get("train_time_s") is not None else "—"
+        mb, secs = t.get("model_size_mb"), t.get("train_time_s")
+        size = "—" if mb is None else (f"{mb:.1f} MB" if mb >= 1 else f"{1000 * mb:.0f} kB")
+        took = "—" if secs is None else (f"{secs / 60:.1f} min" if secs >= 60 else f"{secs:.0f} s")
         lines.append(f"| {row['method']} | {t.get('description', '')} | {_fmt(t.get('synthetic_test_accuracy'))} | "
                      + " | ".join(_fmt(value(row, d, m)) for _, d, m in COLUMNS) + f" | {size} | {took} |")
     lines += ["", "## The seed's orderings on real photos (IKEA test, per-class mean)", ""]
