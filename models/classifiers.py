@@ -122,7 +122,21 @@ def _module_stack(module: type[nn.Module], in_channels: int, width: float) -> tu
     return nn.Sequential(*layers), channels
 
 
-class ZigzagNet(Classifier):
+class _ModuleStackNet(Classifier):
+    """Stem + 8 modules of type ``module`` with SqueezeNet 1.1's widths (``_module_stack``);
+    descriptor: the global-average-pooled last module; head: dropout + Linear."""
+
+    module: type[nn.Module]
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, width: float = 1.0,
+                 dropout: float = 0.5) -> None:
+        features, dim = _module_stack(self.module, in_channels, width)
+        super().__init__(in_channels, num_classes, dim)
+        self.features = features
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, num_classes))
+
+
+class ZigzagNet(_ModuleStackNet):
     """ZigzagNet (seed 000 Fig. 4b): SqueezeNet 1.1's depth with Zigzag modules.
 
     Descriptor: the global-average-pooled output of the last Zigzag module (512 x width).
@@ -130,23 +144,13 @@ class ZigzagNet(Classifier):
     global average pooling, so the net stays free of fully connected feature layers.
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 10, width: float = 1.0,
-                 dropout: float = 0.5) -> None:
-        features, dim = _module_stack(ZigzagModule, in_channels, width)
-        super().__init__(in_channels, num_classes, dim)
-        self.features = features
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, num_classes))
+    module = ZigzagModule
 
 
-class SqueezeNet11(Classifier):
+class SqueezeNet11(_ModuleStackNet):
     """SqueezeNet 1.1 with plain Fire modules; stem, descriptor and head as in ``ZigzagNet``."""
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 10, width: float = 1.0,
-                 dropout: float = 0.5) -> None:
-        features, dim = _module_stack(FireModule, in_channels, width)
-        super().__init__(in_channels, num_classes, dim)
-        self.features = features
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, num_classes))
+    module = FireModule
 
 
 class AlexNetSmall(Classifier):

@@ -41,8 +41,9 @@ from core.params import (LABEL_SETS, ClassifierMethod, ConjugateMethod, HogSoftm
                          TrainerParams)
 from core.trainsets import MEAN, STD, TRAINING_DATA, TrainingData, TripletSampler, load_composites
 from core.training import FitResult, LoopSettings, fit, pick_device
+from models.conjugate import ConjugateNet
 from models.heads import FeatureClassifier
-from models.losses import kl_divergence, multi_triplet_loss, reconstruction_loss
+from models.losses import kl_divergence, multi_triplet_loss, reconstruction_loss, total_loss
 from models.noise import apply_noise, batch_variance, noise_ratios
 from stages._cli import stage_main
 
@@ -63,6 +64,12 @@ class Augment:
     gains: np.ndarray  # (N, 3) per-channel gain
     shift: np.ndarray  # (N,) brightness shift in [0, 1] units
     grey: np.ndarray  # (N,) bool
+
+    @classmethod
+    def flips_only(cls, flips: np.ndarray) -> "Augment":
+        """Horizontal flips where ``flips`` is True, nothing else."""
+        n = len(flips)
+        return cls(flips, np.tile([0.0, 0.0, 1.0], (n, 1)), np.ones((n, 3)), np.zeros(n), np.zeros(n, bool))
 
     @classmethod
     def draw(cls, n: int, t: TrainerParams, rng: np.random.Generator) -> "Augment":
@@ -152,33 +159,35 @@ class NetStep:
         aug = Augment.draw(len(rows), self.trainer, rng)
         x, y = self.batches.images(rows, aug), self.batches.labels(rows)
         logs: dict[str, Any] = {}
+        terms: dict[str, torch.Tensor] = {}  # eq. 11, summed in this order by total_loss
+        weights: dict[str, float] = {}
         if self.conjugate:
             r_rec, r_cls = self.ratios()
             out = self.net(x, rec_input=apply_noise(x, r_rec), cls_input=apply_noise(x, r_cls))
             target = self.batches.targets(rows, aug)
             s = self.spec
-            logs["recon"] = reconstruction_loss(out.recon, target)
-            loss = s.recon_weight * logs["recon"] + s.softmax_weight * F.cross_entropy(out.logits, y)
+            terms["recon"] = logs["recon"] = reconstruction_loss(out.recon, target)
+            terms["softmax"] = logs["softmax"] = F.cross_entropy(out.logits, y)
+            weights |= {"recon": s.recon_weight, "softmax": s.softmax_weight}
             if out.mu is not None:
-                logs["kl"] = kl_divergence(out.mu, out.logvar)
-                kl_weight = s.kl_weight if s.kl_weight is not None else out.mu[0].numel() / target[0].numel()
-                loss = loss + kl_weight * logs["kl"]
+                terms["kl"] = logs["kl"] = kl_divergence(out.mu, out.logvar)
+                weights["kl"] = s.kl_weight if s.kl_weight is not None else out.mu[0].numel() / target[0].numel()
             self.var_ratio = float(batch_variance(out.recon.detach()) / max(float(batch_variance(target)), 1e-12))
             logs |= {"r_rec": r_rec, "r_cls": r_cls, "var_ratio": self.var_ratio}
-            desc, logits = out.descriptor, out.logits
+            desc = out.descriptor
         else:
             desc = self.net.embed(x)
-            logits = self.net.classify(desc)
-            loss = F.cross_entropy(logits, y)
-        logs["softmax"] = F.cross_entropy(logits.detach(), y)
+            terms["softmax"] = logs["softmax"] = F.cross_entropy(self.net.classify(desc), y)
         if n_sets:
             f = F.normalize(desc, dim=1)
             b = len(rows) - n_sets * (2 + triplet.other_class_negatives)
             f_ref, f_pos = f[:n_sets], f[b : b + n_sets]
             f_neg = f[b + n_sets :].reshape(n_sets, 1 + triplet.other_class_negatives, -1)
-            tri, parts = multi_triplet_loss(f_ref, f_pos, f_neg, margin=triplet.margin, pairwise=triplet.pairwise)
-            loss = loss + triplet.weight * tri
+            terms["multi_triplet"], parts = multi_triplet_loss(f_ref, f_pos, f_neg, margin=triplet.margin,
+                                                               pairwise=triplet.pairwise)
+            weights["multi_triplet"] = triplet.weight
             logs |= {"pair": parts["pair"], "triplet": parts["triplet"]}
+        loss = total_loss(terms, weights)
         return {"loss": loss, **{k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in logs.items()}}
 
 
@@ -210,7 +219,7 @@ class HeadStep:
                 self.net.backbone.requires_grad_(step >= self.unfreeze_at)
             logits = self.net(self.batches.images(rows, Augment.draw(len(rows), self.trainer, rng)))
         loss = F.cross_entropy(logits, y)
-        return {"loss": loss, "softmax": float(loss)}
+        return {"loss": loss, "softmax": float(loss.detach())}
 
 
 def accuracy_on(net: torch.nn.Module, batches: Batches, rows: np.ndarray,
@@ -224,10 +233,12 @@ def accuracy_on(net: torch.nn.Module, batches: Batches, rows: np.ndarray,
             if feats is not None:
                 desc = feats[torch.from_numpy(chunk)].to(batches.device)
                 logits = net.classify(desc)
-            else:
+            elif isinstance(net, ConjugateNet):
                 out = net(batches.images(chunk))
-                logits = out.logits if hasattr(out, "logits") else out
-                desc = out.descriptor if hasattr(out, "descriptor") else net.embed(batches.images(chunk))
+                logits, desc = out.logits, out.descriptor
+            else:
+                desc = net.embed(batches.images(chunk))
+                logits = net.classify(desc)
             preds.append(logits.argmax(1).cpu().numpy())
             descs.append(desc.cpu().numpy())
     net.train()
@@ -360,9 +371,7 @@ def _features(embed: Any, batches: Batches, rows: np.ndarray, flip: bool) -> np.
         for i in tqdm(range(0, len(rows), 64), desc=f"train: backbone features{' (flipped)' if flip else ''}",
                       unit="batch", mininterval=2.0):
             chunk = rows[i : i + 64]
-            n = len(chunk)
-            aug = Augment(np.full(n, flip), np.tile([0.0, 0.0, 1.0], (n, 1)), np.ones((n, 3)), np.zeros(n),
-                          np.zeros(n, bool)) if flip else None
+            aug = Augment.flips_only(np.ones(len(chunk), bool)) if flip else None
             out.append(embed(batches.images(chunk, aug)).cpu().numpy())
     return np.concatenate(out)
 
