@@ -7,6 +7,7 @@ the source, resized with ``cv2.INTER_AREA`` to ``S = BackgroundParams.size``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import numpy as np
 
 from core.io import read_image, rng_for
 from core.params import BackgroundParams
+
+log = logging.getLogger("cad2real.backgrounds")
 
 DEFAULT_SIZE: int = BackgroundParams.model_fields["size"].default
 
@@ -203,8 +206,11 @@ def load_backgrounds(p: BackgroundParams, seed: int) -> list[Background]:
         Background(f"clutter:{i:04d}", procedural_clutter(rng_for(seed, "clutter", i), p.size))
         for i in range(p.procedural)
     ]
-    if p.dir:
+    if p.dir and (p.dir_required or Path(p.dir).is_dir()):
         out += load_folder(p.dir, p.size)
+    elif p.dir:
+        log.warning("skipped: background folder not found at %s (composite.backgrounds.dir; dir_required: true "
+                    "makes this an error)", p.dir)
     if not out:
         raise ValueError(
             "no backgrounds: set composite.backgrounds.skimage: true, "

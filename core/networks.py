@@ -37,7 +37,8 @@ def build_network(arch: dict[str, Any], num_classes: int) -> torch.nn.Module:
         return ConjugateNet(rec, cls, feedback=arch["feedback"])
     if kind == "pretrained":
         make, alpha = BACKBONES[arch["backbone"]]
-        return FeatureClassifier(make(alpha=alpha, padding=arch["padding"]), num_classes, dropout=arch["dropout"])
+        return FeatureClassifier(make(alpha=alpha, padding=arch["padding"]), num_classes, dropout=arch["dropout"],
+                                 head=arch.get("head", "linear"))
     raise ValueError(f"unknown architecture type {kind!r}")
 
 

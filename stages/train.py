@@ -131,19 +131,21 @@ class NetStep:
         self.net, self.spec, self.batches, self.sampler = net, spec, batches, sampler
         self.trainer, self.seed = trainer, seed
         self.conjugate = isinstance(spec, ConjugateMethod)
-        self.var_ratio = 0.0  # Var(M')/Var(M) of the previous batch (eq. 9); 0 before the first
+        # Var(M') and Var(M) of the previous batch (eq. 9); (0, 1) before the first
+        self.var_recon, self.var_target = 0.0, 1.0
 
     def state_dict(self) -> dict[str, Any]:
-        return {"var_ratio": self.var_ratio}
+        return {"var_recon": self.var_recon, "var_target": self.var_target}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.var_ratio = float(state["var_ratio"])
+        self.var_recon, self.var_target = float(state["var_recon"]), float(state["var_target"])
 
     def ratios(self) -> tuple[float, float]:
         s = self.spec
         assert isinstance(s, ConjugateMethod)
         if s.noise == "adaptive":
-            r_rec, r_cls = noise_ratios(self.var_ratio, 1.0, alpha=s.alpha, beta=s.beta, m_noise=s.m_noise)
+            r_rec, r_cls = noise_ratios(self.var_recon, self.var_target, alpha=s.alpha, beta=s.beta,
+                                        m_noise=s.m_noise)
             return float(r_rec), float(r_cls)
         return (s.fixed_r_rec, s.fixed_r_cls) if s.noise == "fixed" else (0.0, 0.0)
 
@@ -172,8 +174,9 @@ class NetStep:
             if out.mu is not None:
                 terms["kl"] = logs["kl"] = kl_divergence(out.mu, out.logvar)
                 weights["kl"] = s.kl_weight if s.kl_weight is not None else out.mu[0].numel() / target[0].numel()
-            self.var_ratio = float(batch_variance(out.recon.detach()) / max(float(batch_variance(target)), 1e-12))
-            logs |= {"r_rec": r_rec, "r_cls": r_cls, "var_ratio": self.var_ratio}
+            self.var_recon = float(batch_variance(out.recon.detach()))
+            self.var_target = float(batch_variance(target))
+            logs |= {"r_rec": r_rec, "r_cls": r_cls, "var_ratio": self.var_recon / max(self.var_target, 1e-12)}
             desc = out.descriptor
         else:
             desc = self.net.embed(x)
@@ -254,7 +257,8 @@ def arch_of(spec: ClassifierMethod | ConjugateMethod | PretrainedMethod, padding
                 "dropout": spec.dropout, "feedback": spec.feedback}
     if isinstance(spec, ClassifierMethod):
         return {"type": "classifier", "classifier": spec.classifier, "width": spec.width, "dropout": spec.dropout}
-    return {"type": "pretrained", "backbone": spec.backbone, "padding": padding, "dropout": spec.dropout}
+    return {"type": "pretrained", "backbone": spec.backbone, "padding": padding, "dropout": spec.dropout,
+            "head": spec.head}
 
 
 def pretrained_backbone(spec: PretrainedMethod) -> tuple[torch.nn.Module | None, dict[str, Any]]:
@@ -272,11 +276,13 @@ def pretrained_backbone(spec: PretrainedMethod) -> tuple[torch.nn.Module | None,
     return backbone, {**info, "padding": "torch" if info["source"] == "torchvision" else "tf"}
 
 
-def fit_settings(params: Params, epochs: int | None) -> LoopSettings:
+def fit_settings(params: Params, spec: ClassifierMethod | ConjugateMethod | PretrainedMethod) -> LoopSettings:
+    """The trainer's loop settings, with the method's own ``epochs`` and patience where set."""
     t = params.trainer
-    return LoopSettings(epochs=epochs or t.epochs, batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay,
-                        optimizer=t.optimizer, lr_schedule=t.lr_schedule, patience=t.early_stopping_patience,
-                        checkpoint_every=t.checkpoint_every, seed=params.seed)
+    patience = t.early_stopping_patience if spec.early_stopping_patience is None else spec.early_stopping_patience
+    return LoopSettings(epochs=spec.epochs or t.epochs, batch_size=t.batch_size, lr=t.lr,
+                        weight_decay=t.weight_decay, optimizer=t.optimizer, lr_schedule=t.lr_schedule,
+                        patience=patience, checkpoint_every=t.checkpoint_every, seed=params.seed)
 
 
 def train_torch(params: Params, method: str, spec: ClassifierMethod | ConjugateMethod | PretrainedMethod,
@@ -290,14 +296,19 @@ def train_torch(params: Params, method: str, spec: ClassifierMethod | ConjugateM
     backbone = None
     if isinstance(spec, PretrainedMethod):
         backbone, pretrained = pretrained_backbone(spec)
-        size, norm = spec.image_size or int(pretrained["input_size"]), PRETRAINED_NORM
+        if backbone is None and spec.head == "ncm":
+            log.warning("train: the ncm head needs a pre-trained backbone; %s learns a linear head instead", method)
+            spec = spec.model_copy(update={"head": "linear"})
+        # From scratch (no weights) the net trains at the trainer's size, not ImageNet's 224 px.
+        size = spec.image_size or (int(pretrained["input_size"]) if backbone is not None else t.image_size)
+        norm = PRETRAINED_NORM
     else:
         size, norm = t.image_size, (MEAN, STD)
     data = load_composites(params.paths.composites, categories, size, targets=isinstance(spec, ConjugateMethod),
                            val=t.val_models, test=t.test_models, seed=params.seed)
     categories = data.categories
     if backbone is not None:
-        net = FeatureClassifier(backbone, len(categories), dropout=spec.dropout)
+        net = FeatureClassifier(backbone, len(categories), dropout=spec.dropout, head=spec.head)
     else:
         net = build_network(arch_of(spec, pretrained.get("padding", "tf")), len(categories))
     net = net.to(device)
@@ -309,7 +320,7 @@ def train_torch(params: Params, method: str, spec: ClassifierMethod | ConjugateM
                               json.dumps(t.model_dump(mode="json"), sort_keys=True), params.seed,
                               (Path(params.paths.composites) / "manifest.parquet").read_bytes())
     checkpoint = Path(params.paths.staging) / "train" / method / "checkpoint.pt"
-    settings = fit_settings(params, spec.epochs)
+    settings = fit_settings(params, spec)
     feats: torch.Tensor | None = None
     start = time.perf_counter()
     if isinstance(spec, PretrainedMethod):
@@ -319,6 +330,10 @@ def train_torch(params: Params, method: str, spec: ClassifierMethod | ConjugateM
             all_rows = np.arange(len(data.frame))
             feats = torch.from_numpy(_features(net.embed, batches, all_rows, flip=False))
             flipped = torch.from_numpy(_features(net.embed, batches, all_rows, flip=True)) if t.hflip else feats
+            if spec.head == "ncm":  # the class means of the training renders (and their mirror images)
+                idx = torch.from_numpy(train_rows)
+                labels = torch.from_numpy(data.labels[train_rows])
+                net.head.set_means(torch.cat([feats[idx], flipped[idx]]), torch.cat([labels, labels]))
             step = HeadStep(net, batches, t, params.seed, cached=(feats, flipped))
             groups = [{"params": list(net.head.parameters())}]
         else:
@@ -385,7 +400,7 @@ def describe(spec: Any) -> str:
     if isinstance(spec, ClassifierMethod):
         return f"{spec.classifier} on RGB{', multi-triplet' if spec.triplet.enabled else ''}"
     if isinstance(spec, PretrainedMethod):
-        return f"{spec.backbone} ImageNet features, {spec.mode}"
+        return f"{spec.backbone} ImageNet features, {spec.mode}{', nearest class mean' if spec.head == 'ncm' else ''}"
     return "HOG + colour grid, softmax regression (L-BFGS)"
 
 

@@ -88,6 +88,15 @@ def test_load_backgrounds(tmp_path):
     assert not np.array_equal(bgs[len(SKIMAGE_TRAIN)].image, other[len(SKIMAGE_TRAIN)].image)
 
 
+def test_a_missing_folder_is_skipped_unless_required(tmp_path, caplog):
+    p = BackgroundParams(skimage=False, procedural=2, dir=str(tmp_path / "sun"), size=32)
+    with caplog.at_level("WARNING"):
+        assert [b.name for b in load_backgrounds(p, seed=0)] == ["clutter:0000", "clutter:0001"]
+    assert "skipped: background folder not found" in caplog.text and str(tmp_path / "sun") in caplog.text
+    with pytest.raises(FileNotFoundError, match="background folder not found"):
+        load_backgrounds(p.model_copy(update={"dir_required": True}), seed=0)
+
+
 def test_load_backgrounds_empty():
     with pytest.raises(ValueError, match="procedural"):
         load_backgrounds(BackgroundParams(skimage=False, procedural=0, dir=None), seed=0)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from core.io import write_manifest, write_png
 from core.params import parse_params
@@ -77,11 +78,14 @@ def test_fixed_noise_and_a_plain_classifier(raw: dict, tmp_path: Path):
 def test_pretrained_without_weights_says_so_and_trains_from_scratch(raw: dict, tmp_path: Path, caplog,
                                                                     monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    raw["methods"]["frozen_mobilenet_v2"] |= {"weights": str(tmp_path / "nowhere.tflite"), "image_size": 32}
+    raw["methods"]["frozen_mobilenet_v2"] |= {"weights": str(tmp_path / "nowhere.tflite"), "image_size": None,
+                                              "head": "ncm"}
     with caplog.at_level(logging.WARNING):
         metrics = train.run(parse_params(raw, "test"), "frozen_mobilenet_v2")
     assert "no pre-trained weights for mobilenet_v2" in caplog.text and "nowhere.tflite" in caplog.text
+    assert "learns a linear head instead" in caplog.text  # class means of untrained features mean nothing
     assert metrics["pretrained_weights"].startswith("none")
+    assert metrics["image_size"] == raw["trainer"]["image_size"]  # from scratch: the trainer's size, not 224
     assert load_predictor(tmp_path / "data/models/frozen_mobilenet_v2").predict_proba(
         [np.zeros((20, 20, 3), np.uint8)]).shape == (1, 2)
 
@@ -95,6 +99,29 @@ def test_frozen_imagenet_features_from_the_tflite_file(raw: dict, tmp_path: Path
     predictor = load_predictor(tmp_path / "data/models/frozen_v1")
     assert predictor.info["arch"]["backbone"] == "mobilenet_v1_025" and predictor.info["input"]["std"] == pytest.approx(128 / 255)
     assert predictor.predict_proba([stripes(False, np.random.default_rng(2))]).shape == (1, 2)
+
+
+def test_nearest_class_mean_head_on_frozen_features(raw: dict, tmp_path: Path):
+    weights = shared_data("weights", "coral", "mobilenet_v1_0.25_128_quant.tflite")
+    raw["methods"]["ncm_v1"] = {"kind": "pretrained", "backbone": "mobilenet_v1_025", "weights": str(weights),
+                                "image_size": 64, "head": "ncm"}
+    metrics = train.run(parse_params(raw, "test"), "ncm_v1")
+    assert "nearest class mean" in metrics["description"]
+    predictor = load_predictor(tmp_path / "data/models/ncm_v1")
+    assert predictor.info["arch"]["head"] == "ncm"
+    means = predictor.net.head.means
+    assert means.shape == (2, predictor.net.embedding_dim) and torch.allclose(means.norm(dim=1), torch.ones(2))
+    images = [stripes(vertical, np.random.default_rng(9)) for vertical in (True, False)]
+    with torch.no_grad():
+        desc = predictor.net.embed(predictor.batch(images))
+    nearest = (torch.nn.functional.normalize(desc, dim=1) @ means.T).argmax(1).numpy()
+    assert np.array_equal(predictor.predict_proba(images).argmax(1), nearest)
+
+
+def test_ncm_head_needs_frozen_features(raw: dict):
+    raw["methods"]["finetune_mobilenet_v2"] |= {"head": "ncm"}
+    with pytest.raises(ValueError, match="head: ncm needs mode: frozen"):
+        parse_params(raw, "test")
 
 
 def test_an_undefined_method_names_the_known_ones(raw: dict):
