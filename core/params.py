@@ -141,8 +141,8 @@ class LightParams(Section):
 class ViewpointPriorParams(Section):
     """Render-for-CNN style viewpoints: per-class kernel density of real annotations."""
 
-    # pascal3d (default): the real annotations' viewpoints; with the SUN backgrounds this
-    # lifted the frozen-backbone IKEA val per-class mean from 0.39 to 0.50 (docs/methods.md).
+    # pascal3d (default): the real annotations' viewpoints; with the SUN backgrounds it
+    # lifted the frozen-NCM IKEA val per-class mean from 0.37 to 0.46 (BENCHMARKS.md).
     kind: Literal["none", "pascal3d"] = "pascal3d"
     # PASCAL3D+ viewpoint csv (``path,x0,y0,x1,y1,_,azimuth,elevation,theta``)
     path: str = "../shared/data/pascal3d_annotations/train.csv"

@@ -56,7 +56,7 @@ def _composite_raw(rendered: dict, tmp: Path, bg_dir: Path) -> dict:
     raw["paths"]["adaptation_pairs"] = str(tmp / "adaptation_pairs")
     raw["paths"]["staging"] = str(tmp / "staging")
     raw["paths"]["metrics"] = str(tmp / "metrics")
-    raw["composite"]["backgrounds"].update(skimage=False, procedural=0, dir=str(bg_dir))
+    raw["composite"]["backgrounds"].update(skimage=False, procedural=0, dir=str(bg_dir), dir_required=True)
     return raw
 
 
