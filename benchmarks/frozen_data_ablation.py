@@ -32,18 +32,17 @@ import numpy as np
 import torch
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from core.baseline import fit_softmax
+from core.evalsets import crop_object, load_ikea
+from core.io import read_image
+from core.params import LABEL_SETS, apply_overrides, load_params
+from core.predictors import to_input
+from core.pretrained import find_backbone
+from core.trainsets import load_composites
+from flows.smoke import absolute_shared
+from models.heads import NearestClassMean
 
-from core.baseline import fit_softmax  # noqa: E402
-from core.evalsets import crop_object, load_ikea  # noqa: E402
-from core.io import read_image  # noqa: E402
-from core.params import LABEL_SETS, apply_overrides, load_params  # noqa: E402
-from core.predictors import to_input  # noqa: E402
-from core.pretrained import find_backbone  # noqa: E402
-from core.trainsets import load_composites  # noqa: E402
-from flows.smoke import absolute_shared  # noqa: E402
-from models.heads import NearestClassMean  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SUN = "../shared/data/backgrounds/sun2012"
 PRIOR = "../shared/data/pascal3d_annotations/train.csv"
