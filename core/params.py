@@ -472,6 +472,9 @@ class PromotionParams(Section):
     metrics: tuple[str, ...] = ("datasets.ikea_val.mean_class_accuracy", "datasets.proxy_real.mean_class_accuracy")
     min_improvement: NonNegFloat = 0.005  # the challenger must beat the champion by more than this
     max_class_drop: NonNegFloat = 0.10  # and no class of that dataset may lose more than this
+    # ... judged on classes with at least this many objects (IKEA val has 5 beds, 5 desks:
+    # one photo is 0.2 of such a class)
+    min_class_objects: Annotated[int, Field(ge=0)] = 10
 
     @model_validator(mode="after")
     def _no_test_split(self) -> "PromotionParams":

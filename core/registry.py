@@ -44,13 +44,17 @@ def primary_metric(metrics: Mapping[str, float], candidates: tuple[str, ...]) ->
 
 
 def decide(challenger: Mapping[str, float], champion: Mapping[str, float] | None, *, contracts_passed: bool,
-           candidates: tuple[str, ...], min_improvement: float, max_class_drop: float) -> Decision:
+           candidates: tuple[str, ...], min_improvement: float, max_class_drop: float,
+           min_class_objects: int = 0) -> Decision:
     """Promote the challenger or not, with every reason.
 
     ``challenger``/``champion`` are flattened evaluation metrics
     (``datasets.ikea_val.mean_class_accuracy``, ``datasets.ikea_val.per_class_accuracy.chair``).
     The primary metric is the first of ``candidates`` the challenger has; with no champion
-    yet, a challenger that passed the contracts and has the metric is promoted.
+    yet, a challenger that passed the contracts and has the metric is promoted. The class
+    drop rule judges only classes with at least ``min_class_objects`` objects in the
+    challenger's evaluation (``per_class_objects``; where counts are absent, every class):
+    on 5 photos one photo moves a class by 0.2.
     """
     metric = primary_metric(challenger, candidates)
     reasons: list[str] = []
@@ -71,16 +75,21 @@ def decide(challenger: Mapping[str, float], champion: Mapping[str, float] | None
     if value <= best + min_improvement:
         reasons.append(f"{metric} {value:.4f} does not beat the champion's {best:.4f} by more than "
                        f"{min_improvement:.4f}")
-    prefix = metric.rsplit(".", 1)[0] + ".per_class_accuracy."
+    dataset = metric.rsplit(".", 1)[0]
+    prefix, counts = f"{dataset}.per_class_accuracy.", f"{dataset}.per_class_objects."
     drops = {k[len(prefix):]: float(champion[k]) - float(challenger[k])
              for k in champion if k.startswith(prefix) and k in challenger}
+    small = sorted(c for c in drops if challenger.get(counts + c, min_class_objects) < min_class_objects)
+    drops = {c: d for c, d in drops.items() if c not in small}
     worst = max(drops.items(), key=lambda kv: kv[1], default=None)
     if worst is not None and worst[1] > max_class_drop:
         reasons.append(f"class {worst[0]} drops by {worst[1]:.4f} (more than {max_class_drop:.4f})")
     promote = not reasons
     if promote:
         reasons.append(f"{metric} {value:.4f} beats the champion's {best:.4f}"
-                       + (f"; largest class drop {worst[1]:.4f} ({worst[0]})" if worst else ""))
+                       + (f"; largest class drop {worst[1]:.4f} ({worst[0]})" if worst else "")
+                       + (f"; classes under {min_class_objects} objects not judged: {', '.join(small)}"
+                          if small else ""))
     return Decision(promote, tuple(reasons), metric, value, best)
 
 
@@ -236,7 +245,8 @@ def promote_after_run(root: Path, params: Any, method: str) -> Decision | None:
         client.set_model_version_tag(p.model_name, version, "method", method)
         champion_version, champion = champion_metrics(client, p.model_name)
         decision = decide(challenger, champion, contracts_passed=contracts_passed, candidates=tuple(p.metrics),
-                          min_improvement=p.min_improvement, max_class_drop=p.max_class_drop)
+                          min_improvement=p.min_improvement, max_class_drop=p.max_class_drop,
+                          min_class_objects=p.min_class_objects)
         record_decision(client, p.model_name, version, decision)
         if decision.promote:
             set_champion(client, p.model_name, version)

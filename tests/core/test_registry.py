@@ -46,6 +46,23 @@ def test_a_class_dropping_too_far_blocks_promotion():
     assert not decision.promote and any("class sofa drops by 0.1500" in r for r in decision.reasons)
 
 
+def test_classes_with_few_objects_are_not_judged_by_the_drop_rule():
+    # bed: 5 photos, one fewer right is -0.2; chair: 40 photos. Mean up by 0.06.
+    champion = evaluation(0.40, chair=0.5) | {"datasets.ikea_val.per_class_accuracy.bed": 0.6}
+    counts = {"datasets.ikea_val.per_class_objects.bed": 5, "datasets.ikea_val.per_class_objects.chair": 40,
+              "datasets.ikea_val.per_class_objects.sofa": 30}
+    challenger = evaluation(0.46, chair=0.55) | {"datasets.ikea_val.per_class_accuracy.bed": 0.4} | counts
+    strict = rule(challenger, champion)
+    assert not strict.promote and any("class bed drops by 0.2000" in r for r in strict.reasons)
+    lenient = decide(challenger, champion, contracts_passed=True, candidates=METRICS, min_improvement=0.01,
+                     max_class_drop=0.1, min_class_objects=10)
+    assert lenient.promote and "classes under 10 objects not judged: bed" in lenient.reasons[0]
+    # A large class still blocks.
+    worse_chair = challenger | {"datasets.ikea_val.per_class_accuracy.chair": 0.3}
+    assert not decide(worse_chair, champion, contracts_passed=True, candidates=METRICS, min_improvement=0.01,
+                      max_class_drop=0.1, min_class_objects=10).promote
+
+
 def test_contract_failure_blocks_even_a_better_model():
     decision = rule(evaluation(0.9), evaluation(0.3), contracts=False)
     assert not decision.promote and "data contracts failed" in decision.reasons
