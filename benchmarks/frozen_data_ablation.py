@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import yaml
 
+from core import metrics as M
 from core.baseline import fit_softmax
 from core.evalsets import crop_object, load_ikea
 from core.io import read_image
@@ -69,10 +70,6 @@ def embed(backbone: torch.nn.Module, images: list[np.ndarray]) -> np.ndarray:
             x = torch.from_numpy(np.stack(images[i : i + 64]).astype(np.float32)).permute(0, 3, 1, 2)
             out.append(backbone.embed((x - 128.0) / 128.0).numpy())
     return np.concatenate(out)
-
-
-def per_class_mean(truth: np.ndarray, pred: np.ndarray) -> float:
-    return float(np.mean([np.mean(pred[truth == c] == c) for c in np.unique(truth)]))
 
 
 def make_data(name: str, overrides: dict[str, object], scratch: Path) -> Path:
@@ -135,8 +132,10 @@ def main() -> None:
             heads = {"softmax": index[(real @ w + b).argmax(1)],
                      "ncm": index[ncm(torch.from_numpy(real)).argmax(1).numpy()]}
             for head, pred in heads.items():
-                cells = [f"{np.mean(pred[split == s] == truth[split == s]):.3f} | "
-                         f"{per_class_mean(truth[split == s], pred[split == s]):.3f}" for s in ("val", "test")]
+                names = np.array(categories)
+                cells = [f"{M.accuracy(names[truth[split == s]], names[pred[split == s]]):.3f} | "
+                         f"{M.mean_class_accuracy(names[truth[split == s]], names[pred[split == s]], categories):.3f}"
+                         for s in ("val", "test")]
                 print(f"| {name} | {head} | {' | '.join(cells)} |", flush=True)
 
 

@@ -402,7 +402,6 @@ def _validate_frame(name: str, df: pd.DataFrame, folder: Path, label: str, *, ca
     """Suite ``name`` on the table ``df`` whose file columns are relative to ``folder``;
     ``label`` names the table in the report."""
     spec = _spec(name)
-    manifest = label
     gx, _ = _gx()
     expectations = [e for e in suite_for(name, categories, class_balance=class_balance)
                     if check_files or not e.meta["needs_files"]]
@@ -433,7 +432,7 @@ def _validate_frame(name: str, df: pd.DataFrame, folder: Path, label: str, *, ca
 
     success = all(e["success"] for e in entries)
     report = {
-        "suite": name, "manifest": str(manifest), "success": success, "rows": len(df),
+        "suite": name, "manifest": label, "success": success, "rows": len(df),
         "failures": failures, "check_files": check_files, "class_balance": class_balance,
         "categories": sorted(set(categories)),
         "image_sample": {"rows": sample_rows, "seed": seed},
@@ -444,7 +443,7 @@ def _validate_frame(name: str, df: pd.DataFrame, folder: Path, label: str, *, ca
         "great_expectations": gx.__version__,
     }
     report = json.loads(json.dumps(report, default=str))  # JSON-safe (numpy scalars etc.)
-    return ContractResult(suite=name, manifest=str(manifest), success=success, rows=len(df),
+    return ContractResult(suite=name, manifest=label, success=success, rows=len(df),
                           failures=tuple(failures), report=report)
 
 
