@@ -298,7 +298,8 @@ def voc_ap(detections: Sequence[tuple[Hashable, float, ArrayLike]],
 
     Returns ``ap``; ``recall``, ``precision``, ``tp``, ``fp`` (cumulative counts), one entry per
     counted detection in descending score order; ``n_positives`` (non-difficult gt objects);
-    ``n_ignored``. With no non-difficult gt, ``ap`` and ``recall`` are NaN and ``note`` says why.
+    ``n_ignored``; ``detection_index`` and ``gt_index`` (which detection each counted row is, and the
+    index of the gt box it detected in its image's list, -1 for a false positive). With no non-difficult gt, ``ap`` and ``recall`` are NaN and ``note`` says why.
     """
     _check_threshold(iou_threshold)
     image_ids = [d[0] for d in detections]
@@ -322,11 +323,15 @@ def voc_ap(detections: Sequence[tuple[Hashable, float, ArrayLike]],
                 detected[image][j] = True
 
     counted = status[status >= 0]
+    kept = status >= 0
     tp = np.cumsum(counted == 1)
     fp = np.cumsum(counted == 0)
     precision = tp / np.maximum(tp + fp, 1)  # tp + fp = rank >= 1 once ignored rows are gone
     out: dict[str, Any] = {"tp": tp, "fp": fp, "precision": precision, "n_positives": npos,
-                           "n_ignored": int((status < 0).sum())}
+                           "n_ignored": int((status < 0).sum()),
+                           # per counted detection: its index in ``detections`` and the gt box it
+                           # detected (index in its image's list; -1 for a false positive)
+                           "detection_index": order[kept], "gt_index": np.where(counted == 1, jmax[kept], -1)}
     if npos == 0:
         return out | {"ap": float("nan"), "recall": np.full(len(tp), np.nan), "note": "no non-difficult ground truth"}
     recall = tp / npos

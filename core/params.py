@@ -54,12 +54,17 @@ class PathsParams(Section):
     composites: str = "data/composites"
     adaptation_pairs: str = "data/adaptation_pairs"
     proxy_real: str = "data/proxy_real"
+    proxy_detection: str = "data/proxy_detection"  # SYNTHETIC multi-object detection set
     staging: str = "data/.staging"
     metrics: str = "metrics"  # small JSON summaries per stage, tracked by git (dvc metrics show)
     models: str = "data/models"  # trained predictors, one folder each (predictor.json + weights)
     evaluation: str = "data/evaluation"  # per-object predictions of the evaluate stage
     plots: str = "plots"  # evaluation plots (PNG + CSV for `dvc plots`), tracked by git
     reports: str = "reports"  # human-readable reports, tracked by git
+    view_features: str = "data/view_features"  # the view database: features of every rendered view
+    adaptation: str = "data/adaptation"  # trained feature adaptations φ, one file per variant
+    exemplar: str = "data/exemplar"  # exemplar detections and the calibration of the default detector
+    retrieval: str = "data/retrieval"  # best-matching rendered views of every query
 
 
 class ProceduralParams(Section):
@@ -243,6 +248,28 @@ class ProxyRealParams(Section):
     # Real photos for backgrounds; the user folder when set, else scikit-image's photos
     # that the composite stage does not use.
     backgrounds_dir: str | None = None
+
+
+class ProxyDetectionParams(Section):
+    """The synthetic multi-object detection set (seed 004 §4.4): held-out models in the
+    proxy-real style, several per image. It is *not* real data. Lights, shadows, photos,
+    sensor noise, motion blur and JPEG come from ``proxy_real``."""
+
+    images: PositiveInt = 80
+    image_size: Annotated[int, Field(ge=32, le=2048)] = 256
+    objects: Range = Range(lo=2, hi=4)  # objects per image, whole numbers
+    object_scale: Range = Range(lo=0.25, hi=0.55)  # longest box side / image side
+    # A placement whose box IoU with an earlier object's exceeds this is redrawn.
+    max_overlap_iou: Probability = 0.3
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "ProxyDetectionParams":
+        lo, hi = self.objects.lo, self.objects.hi
+        if lo < 1 or not float(lo).is_integer() or not float(hi).is_integer():
+            raise ValueError(f"objects: whole numbers >= 1 expected, got lo={lo}, hi={hi}")
+        if not 0 < self.object_scale.lo <= self.object_scale.hi <= 1:
+            raise ValueError(f"object_scale: 0 < lo <= hi <= 1 expected, got {self.object_scale}")
+        return self
 
 
 LabelSet = Literal["ikea", "pascal3d", "all"]
@@ -484,6 +511,87 @@ class PromotionParams(Section):
         return self
 
 
+FeatureLayer = Literal["c3", "c4", "c5", "gap"]
+Similarity = Literal["l2", "dot", "cos"]
+AdaptationVariant = Literal["none", "affine", "affine_relu", "conv1x1", "conv3x3", "two_layer"]
+
+
+class FeaturesParams(Section):
+    """Frozen CNN features of rendered views and photos (seed 004 §3.2.2; core/features.py):
+    the view database of retrieval and exemplar detection."""
+
+    backbone: Literal["mobilenet_v2"] = "mobilenet_v2"
+    # The ImageNet MobileNetV2; missing: a warning and a seeded random initialisation.
+    weights: str | None = f"{SHARED_DATA}/weights/coral/mobilenet_v2_1.0_224_quant.tflite"
+    # Stored for every rendered view: c3/c4/c5 (conv, stride 8/16/32), gap (pooled 1280-d).
+    layers: tuple[FeatureLayer, ...] = ("c3", "c4", "c5", "gap")
+    image_size: Annotated[int, Field(ge=32, le=512)] = 128  # a box's longer side is brought to this
+    grid: Annotated[int, Field(ge=1, le=8)] = 4  # its cells max-pooled to grid x grid
+    # Image around a box the network sees, per side, in box sizes; None: the whole image (what
+    # detection proposals see, so a box gives the same feature either way).
+    context: NonNegFloat | None = None
+    grey: bool = True  # grey-scale views and photos (seed 004 §3.2.4, §4.2.3)
+    relu: bool = True  # clamp the linear bottleneck outputs at 0 (the seed's post-ReLU features)
+    batch_size: PositiveInt = 64
+
+
+class RetrievalParams(Section):
+    """Cross-domain retrieval (seed 004 §3.2–3.3): rendered view of best match per photo."""
+
+    similarities: tuple[Similarity, ...] = ("l2", "dot", "cos")  # eq. 3.1-3.3
+    aspect_tau: Annotated[float, Field(ge=0.0, le=1.0)] = 0.9  # eq. 3.4; 0 = no filter
+    top_k: PositiveInt = 5
+    # Names of evaluate.datasets entries to query (missing ones are "skipped" lines).
+    datasets: tuple[str, ...] = ("proxy_real", "ikea_val", "ikea_test")
+
+
+class AdaptationParams(Section):
+    """φ: real -> rendered feature adaptation (seed 004 §4.2), trained on the grey-scale
+    (composite, clean render) pairs with the squared-cosine loss and the seed's SGD."""
+
+    layer: FeatureLayer = "c4"
+    variants: tuple[AdaptationVariant, ...] = ("affine", "affine_relu", "conv1x1", "conv3x3", "two_layer")
+    default: AdaptationVariant = "affine_relu"  # the seed's best: detection and predict use it
+    epochs: PositiveInt = 30
+    batch_size: Annotated[int, Field(ge=2)] = 128
+    lr: Annotated[float, Field(gt=0.0)] = 1.0
+    lr_step_epochs: PositiveInt = 15  # lr x lr_gamma every this many epochs
+    lr_gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
+    weight_decay: NonNegFloat = 5.0e-4
+    val_models: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.15  # whole models held out: the val loss
+
+    @model_validator(mode="after")
+    def _default_trained(self) -> "AdaptationParams":
+        if self.default != "none" and self.default not in self.variants:
+            raise ValueError(f"default: {self.default!r} must be one of variants {list(self.variants)} (or none)")
+        return self
+
+
+class ExemplarParams(Section):
+    """Exemplar detection (seed 004 §4.3): sliding-window proposals, features pooled from
+    one map of the image per window size, calibrated scores Y·φ(x)+d, aspect-ratio filter, NMS."""
+
+    # Window longer side / shorter image side: one feature map per size (the pyramid).
+    window_sizes: Range = Range(lo=0.2, hi=0.95)
+    window_size_step: Annotated[float, Field(gt=1.0)] = 1.3
+    window_aspects: Range = Range(lo=0.4, hi=2.5)  # height / width, geometric steps of
+    window_aspect_step: Annotated[float, Field(gt=1.0)] = 1.25  # about 1/tau^2: every view has a window
+    window_stride: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5  # fraction of the window side
+    aspect_tau: Annotated[float, Field(ge=0.0, le=1.0)] = 0.9
+    calibration_patches: PositiveInt = 20000  # random background windows (no object) for s' = c s + d
+    calibration_percentile: Annotated[float, Field(gt=50.0, lt=100.0)] = 99.99
+    nms_iou: Probability = 0.3
+    max_per_image: PositiveInt = 100
+    iou_threshold: Probability = 0.5  # VOC
+    azimuth_recall: Probability = 0.25  # Fig. 4.9: azimuth errors of the correct detections at this recall
+    # Table 4.3: AP with random subsets of the views / of the models (and all their views).
+    view_counts: tuple[PositiveInt, ...] = (200, 500, 1000, 2000)
+    model_counts: tuple[PositiveInt, ...] = (5, 10, 20, 40)
+    datasets: tuple[EvalDatasetParams, ...] = (
+        EvalDatasetParams(name="proxy_detection", kind="proxy_real", root="data/proxy_detection"),)
+
+
 class ComputeParams(Section):
     """Where sharded stages (render, composite, proxy_real) run. Outputs are identical
     either way, so this is not a DVC parameter of those stages."""
@@ -507,12 +615,17 @@ class Params(Section):
     render: RenderParams = RenderParams()
     composite: CompositeParams = CompositeParams()
     proxy_real: ProxyRealParams = ProxyRealParams()
+    proxy_detection: ProxyDetectionParams = ProxyDetectionParams()
     contracts: ContractsParams = ContractsParams()
     trainer: TrainerParams = TrainerParams()
     methods: dict[str, Method] = DEFAULT_METHODS
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     promotion: PromotionParams = PromotionParams()
+    features: FeaturesParams = FeaturesParams()
+    retrieval: RetrievalParams = RetrievalParams()
+    adaptation: AdaptationParams = AdaptationParams()
+    exemplar: ExemplarParams = ExemplarParams()
 
     @model_validator(mode="after")
     def _known_methods(self) -> "Params":

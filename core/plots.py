@@ -148,3 +148,31 @@ def reconstruction_grid_png(images: np.ndarray, targets: np.ndarray, recons: np.
         axes[0, j].set_title(str(labels[j]), fontsize=8)
     fig.suptitle("\n".join(textwrap.wrap(title, 90)), fontsize=9)
     return _save(fig, path)
+
+
+def curves_png(x: Sequence[float], curves: dict[str, Sequence[float]], title: str, path: Path, *,
+               xlabel: str, ylabel: str, log_y: bool = False) -> Path:
+    """Named curves over a shared x axis (losses per epoch, AP against a threshold, ...)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    for name, y in curves.items():
+        ax.plot(x, y, label=name, lw=1.2, marker="o" if len(x) <= 12 else None, ms=3)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if log_y:
+        ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    _title(ax, title, 60)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def histogram_png(values: Sequence[float], bins: Sequence[float] | np.ndarray, title: str, path: Path, *,
+                  xlabel: str) -> Path:
+    """A histogram of ``values`` (counts per bin)."""
+    fig, ax = plt.subplots(figsize=(5.0, 3.2))
+    ax.hist(values, bins=bins, color="#4c72b0", edgecolor="black")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    _title(ax, title, 55)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -3,7 +3,8 @@
 One row per method of ``train.methods`` in the shape of seed 000 Tables I-II: accuracy
 on the synthetic test split (held-out CAD models), on the proxy-real set (SYNTHETIC, a
 domain-gap proxy) and on the real IKEA photos (test split; per-class mean too), model
-size and training time; then the orderings the seed reports, checked on IKEA test.
+size and training time; then the orderings the seed reports, checked on IKEA test; then
+seed 004's retrieval and exemplar-detection tables (their stages' reports).
 """
 
 from __future__ import annotations
@@ -88,6 +89,29 @@ def render(rows: list[dict[str, Any]], command: str, today: date | None = None) 
     return "\n".join(lines)
 
 
-def write_results(metrics_dir: Path, methods: Sequence[str], out: Path, command: str) -> Path:
-    out.write_text(render(collect(metrics_dir, methods), command))
+# Seed 004's tables, written by their stages (reports/<stage>.md from metrics/<stage>.json).
+SEED_004_SECTIONS = (("retrieval", "Retrieval of rendered views (seed 004 §3.2-3.3, Table 3.5's shape)"),
+                     ("exemplar", "Exemplar detection (seed 004 §4.3-4.4, Tables 4.2-4.3 and Fig. 4.8-4.9's shapes)"))
+
+
+def seed_004_sections(reports_dir: Path) -> str:
+    """The retrieval and exemplar-detection reports, when their stages have run."""
+    lines = []
+    for stage, title in SEED_004_SECTIONS:
+        report = reports_dir / f"{stage}.md"
+        lines += ["", f"## {title}", ""]
+        if report.is_file():
+            lines += [f"From `{report}`, written by the `{stage}` stage (`dvc repro {stage}`; figures in "
+                      f"`metrics/{stage}.json`).", "", report.read_text().strip()]
+        else:
+            lines.append(f"Not measured yet: `dvc repro {stage}` writes `{report}`.")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(metrics_dir: Path, methods: Sequence[str], out: Path, command: str,
+                  reports_dir: Path | None = None) -> Path:
+    text = render(collect(metrics_dir, methods), command)
+    if reports_dir is not None:
+        text += seed_004_sections(reports_dir)
+    out.write_text(text)
     return out

@@ -130,6 +130,11 @@ def log_stage(root: Path, params_paths: Mapping[str, str], stage: str, result: M
                 _log_evaluation(mlflow, root, params_paths, item, values, parent_id)
         if base == "train":
             _log_training(mlflow, root / params_paths["plots"] / "train" / item)
+        elif (root / params_paths["plots"] / stage).is_dir():  # train_adaptation, retrieval, exemplar
+            _log_training(mlflow, root / params_paths["plots"] / stage, prefix=f"{stage}.")
+        stage_report = root / params_paths["reports"] / f"{stage}.md"
+        if not item and stage_report.is_file():
+            mlflow.log_artifact(str(stage_report))
         report = validation_report(root, params_paths)
         if stage == "validate" and report.is_file():
             mlflow.log_artifact(str(report))
@@ -151,9 +156,10 @@ def log_failure(root: Path, params_paths: Mapping[str, str], stage: str, error: 
         mlflow.log_artifact(str(report))
 
 
-def _log_training(mlflow: Any, plots: Path) -> None:
-    """The training history as step-wise metrics (losses, noise ratios, lr) and the
-    training plots (reconstruction grid, noise ratios, PCA of descriptors) as artifacts."""
+def _log_training(mlflow: Any, plots: Path, prefix: str = "train.") -> None:
+    """The training history (``history.csv``, when there is one) as step-wise metrics
+    named ``<prefix><column>`` (losses, noise ratios, lr) and the stage's plots
+    (reconstruction grid, noise ratios, PCA of descriptors, ...) as artifacts."""
     import pandas as pd
 
     history = plots / "history.csv"
@@ -162,7 +168,7 @@ def _log_training(mlflow: Any, plots: Path) -> None:
 
         frame = pd.read_csv(history)
         stamp = int(time.time() * 1000)
-        batch = [Metric(f"train.{col}", float(v), stamp, int(s))
+        batch = [Metric(f"{prefix}{col}", float(v), stamp, int(s))
                  for col in frame.columns if col not in ("step", "epoch")
                  for s, v in zip(frame["step"], frame[col], strict=True) if v == v]
         client = mlflow.tracking.MlflowClient()

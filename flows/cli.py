@@ -60,12 +60,13 @@ def results(
     out: Path = typer.Option(Path("RESULTS.md"), help="where to write the table"),
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
-    """RESULTS.md from the metrics of every method of train.methods (run `make compare` first)."""
+    """RESULTS.md from the metrics of every method of train.methods (run `make compare` first)
+    and the retrieval and exemplar-detection reports."""
     from core.params import load_params
     from core.results import write_results
 
     p = load_params(params)
-    written = write_results(Path(p.paths.metrics), p.train.methods, out, "make compare")
+    written = write_results(Path(p.paths.metrics), p.train.methods, out, "make compare", Path(p.paths.reports))
     typer.echo(f"wrote {written}")
 
 
@@ -287,26 +288,31 @@ def predict(
     model: str | None = typer.Option(None, help="a model folder or a registry URI (models:/NAME@champion); "
                                      "default: the registry's champion, else the best evaluated of train.default"),
     as_json: bool = typer.Option(False, "--json", help="one JSON document instead of a table"),
-    top: int = typer.Option(3, min=1, help="how many categories to list per image"),
+    top: int = typer.Option(3, min=1, help="how many categories (with --exemplar: detections) to list per image"),
+    exemplar: bool = typer.Option(False, "--exemplar", help="exemplar detection (seed 004): boxes with category, "
+                                  "CAD model and pose, from the view database, φ and the exemplar stage's calibration"),
+    min_score: float = typer.Option(0.0, help="--exemplar: drop calibrated scores below this (0: an expected "
+                                    "0.01%% false-positive rate per window)"),
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
-    """The category (and viewpoint, when the model has one) of each image."""
+    """The category (and viewpoint, when the model has one) of each image; with
+    ``--exemplar``, the objects it finds: box, category, CAD model, view and pose."""
     import json
 
+    if exemplar:
+        _predict_exemplar(images, params, as_json, top, min_score)
+        return
     from core.params import ParamsError, load_params
-    from core.predictors import PredictorError, image_files, load_predictor, predict_files
+    from core.predictors import PredictorError, load_predictor, predict_files
 
     try:
         if model is None:
             model = _default_model(params)
         predictor = load_predictor(_local_model(model))
-        files = image_files(images)
     except (ParamsError, PredictorError, FileNotFoundError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    if not files:
-        typer.echo(f"no images found in {', '.join(map(str, images))}", err=True)
-        raise typer.Exit(2)
+    files = _image_files(images)
     records = predict_files(predictor, files, top_k=min(top, len(predictor.categories)))
     if as_json:
         typer.echo(json.dumps({"model": model, "training_data": predictor.info.get("training_data"),
@@ -321,6 +327,59 @@ def predict(
             others = ", ".join(f"{t['category']} {t['probability']:.2f}" for t in rec["top"][1:])
             typer.echo(f"{rec['image']}\t{rec['category']}\t{rec['probability']:.2f}{extra}"
                        + (f"\t({others})" if others else ""))
+    if any("error" in r for r in records):
+        raise typer.Exit(1)
+
+
+def _image_files(images: list[Path]) -> list[Path]:
+    """The image files of the arguments; exit 2 naming the problem when there are none."""
+    from core.predictors import image_files
+
+    try:
+        files = image_files(images)
+    except FileNotFoundError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    if not files:
+        typer.echo(f"no images found in {', '.join(map(str, images))}", err=True)
+        raise typer.Exit(2)
+    return files
+
+
+def _predict_exemplar(images: list[Path], params: Path, as_json: bool, top: int, min_score: float) -> None:
+    import json
+
+    from core.detector import Detector
+    from core.io import read_image
+    from core.params import ParamsError, load_params
+
+    try:
+        detector = Detector(load_params(params))
+    except (ParamsError, FileNotFoundError, ValueError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    files = _image_files(images)
+    records = []
+    for path in files:
+        try:
+            found = detector(read_image(path), min_score)[:top]
+            records.append({"image": str(path), "detections": [{k: d[k] for k in (
+                "box", "category", "score", "model_id", "sample_id", "azimuth", "elevation", "theta")} for d in found]})
+        except ValueError as exc:
+            records.append({"image": str(path), "error": str(exc)})
+    if as_json:
+        typer.echo(json.dumps({"detector": detector.info, "predictions": records}, indent=2))
+    else:
+        for rec in records:
+            if "error" in rec:
+                typer.echo(f"{rec['image']}\tERROR {rec['error']}")
+                continue
+            if not rec["detections"]:
+                typer.echo(f"{rec['image']}\tno detection scoring >= {min_score}")
+            for d in rec["detections"]:
+                box = ",".join(f"{v:.0f}" for v in d["box"])
+                typer.echo(f"{rec['image']}\t{d['category']}\t{d['score']:.2f}\tbox {box}\tmodel {d['model_id']}"
+                           f"\taz {d['azimuth']:.0f} el {d['elevation']:.0f} th {d['theta']:.0f}")
     if any("error" in r for r in records):
         raise typer.Exit(1)
 

@@ -237,6 +237,7 @@ def summary(params_path: Path = Path("params.yaml"), methods: list[str] | None =
         ("catalog", params.paths.catalog), ("renders", params.paths.renders),
         ("composites", params.paths.composites), ("adaptation pairs", params.paths.adaptation_pairs),
         ("proxy-real set (SYNTHETIC)", params.paths.proxy_real),
+        ("proxy detection (SYNTHETIC)", params.paths.proxy_detection),
     ):
         try:
             n = len(read_manifest(base / path))

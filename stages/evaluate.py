@@ -85,29 +85,43 @@ def select_objects(evalset: EvalSet, d: EvalDatasetParams, known: set[str]) -> t
     return rows, dropped
 
 
+class ImageCache:
+    """The image last read (the objects of one image come one after another) or None when
+    it is unreadable; ``unreadable`` holds the messages, each naming its file."""
+
+    def __init__(self, stage: str):
+        self.stage, self.path, self.pixels = stage, None, None
+        self.unreadable: list[str] = []
+
+    def get(self, path: Path) -> np.ndarray | None:
+        if path != self.path:
+            self.path = path
+            try:
+                self.pixels = read_image(path)
+            except ValueError as exc:
+                self.pixels = None
+                self.unreadable.append(str(exc))
+                log.warning("%s: %s; its objects are left out", self.stage, exc)
+        return self.pixels
+
+
 def classify(predictor: Predictor, rows: list[ObjectRow], context: float, batch_size: int,
              desc: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, list[str]]:
     """Probabilities (N, C) and viewpoints (N, 3) or None for the objects whose image
     could be read, image by image in batches, and the messages of the unreadable ones
     (each naming its file; their objects are left out, the rest is still evaluated)."""
-    probas, views, unreadable = [], [], []
+    probas, views = [], []
     ok = np.ones(len(rows), bool)
-    cache: tuple[Path, np.ndarray | None] | None = None
+    cache = ImageCache("evaluate")
     with tqdm(total=len(rows), desc=desc, unit="obj", mininterval=2.0) as bar:
         for start in range(0, len(rows), batch_size):
             crops = []
             for i, row in enumerate(rows[start : start + batch_size], start=start):
-                if cache is None or cache[0] != row.image:
-                    try:
-                        cache = (row.image, read_image(row.image))
-                    except ValueError as exc:
-                        cache = (row.image, None)
-                        unreadable.append(str(exc))
-                        log.warning("evaluate: %s; its objects are left out", exc)
-                if cache[1] is None:
+                pixels = cache.get(row.image)
+                if pixels is None:
                     ok[i] = False
                     continue
-                crops.append(cache[1] if row.bbox is None else crop_object(cache[1], row.bbox, context))
+                crops.append(pixels if row.bbox is None else crop_object(pixels, row.bbox, context))
             if crops:
                 probas.append(predictor.predict_proba(crops))
                 v = predictor.predict_viewpoint(crops)
@@ -115,7 +129,7 @@ def classify(predictor: Predictor, rows: list[ObjectRow], context: float, batch_
                     views.append(v)
             bar.update(len(crops))
     proba = np.concatenate(probas) if probas else np.zeros((0, len(predictor.categories)))
-    return proba, (np.concatenate(views) if views else None), ok, unreadable
+    return proba, (np.concatenate(views) if views else None), ok, cache.unreadable
 
 
 def score(rows: list[ObjectRow], proba: np.ndarray, views: np.ndarray | None, model_classes: tuple[str, ...],

@@ -38,3 +38,12 @@ def test_write_results(tmp_path: Path):
     write(tmp_path, "fcn", 0.5, 0.5)
     out = write_results(tmp_path, ["vc", "fcn"], tmp_path / "RESULTS.md", "make compare")
     assert "VC (latent) ≥ FCN: **holds**" in out.read_text()
+
+
+def test_results_include_the_seed_004_reports(tmp_path: Path):
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "retrieval.md").write_text("| layer | cos |\n| c4 | 50.0 / 40.0 |\n")
+    out = write_results(tmp_path, ["vc"], tmp_path / "RESULTS.md", "make compare", tmp_path / "reports")
+    text = out.read_text()
+    assert "## Retrieval of rendered views" in text and "| c4 | 50.0 / 40.0 |" in text
+    assert "Not measured yet: `dvc repro exemplar`" in text

@@ -55,17 +55,23 @@ def test_repro_produces_every_output(repo: Path):
     assert set(proxy["model_id"]) == set(catalog.loc[catalog["split"] == "heldout", "model_id"])
     assert (proxy["domain"] == "proxy-real (synthetic)").all()
     assert "SYNTHETIC" in (repo / "data/proxy_real/README.txt").read_text()
+    detection = pd.read_parquet(repo / "data/proxy_detection/manifest.parquet")
+    assert list(detection.columns) == list(proxy.columns) and (detection["domain"] == "proxy-real (synthetic)").all()
+    assert set(detection["model_id"]) <= set(catalog.loc[catalog["split"] == "heldout", "model_id"])
+    assert detection.groupby("image_id").size().between(2, 4).all()
+    assert "SYNTHETIC" in (repo / "data/proxy_detection/README.txt").read_text()
     for root, df, cols in (
         ("renders", renders, ("rgb", "mask", "depth", "semantic")),
         ("composites", composites, ("image", "mask", "semantic")),
         ("adaptation_pairs", pairs, ("image", "render")),
         ("proxy_real", proxy, ("image",)),
+        ("proxy_detection", detection, ("image",)),
     ):
         for col in cols:
             assert all((repo / "data" / root / rel).is_file() for rel in df[col]), (root, col)
     assert not (repo / "data/.staging").exists() or not any((repo / "data/.staging").iterdir())
     metrics = sh(repo, "dvc", "metrics", "show")
-    assert "render.json" in metrics and "proxy_real.json" in metrics
+    assert "render.json" in metrics and "proxy_real.json" in metrics and "proxy_detection.json" in metrics
     assert "evaluate/baseline.json" in metrics and "train/gmcml.json" in metrics
 
 
@@ -119,6 +125,45 @@ def test_predict_cli_on_a_jpeg(repo: Path, tmp_path: Path):
     assert "photo.jpg" in table and prediction["category"] in table
 
 
+def test_repro_builds_the_view_database_adaptation_retrieval_and_detection(repo: Path, tmp_path: Path):
+    import json
+
+    views = pd.read_parquet(repo / "data/view_features/manifest.parquet")
+    renders = pd.read_parquet(repo / "data/renders/manifest.parquet")
+    assert sorted(views["sample_id"]) == sorted(renders["sample_id"]) and (views["aspect"] > 0).all()
+    import numpy as np
+
+    c4 = np.load(repo / "data/view_features/c4.npy")
+    assert c4.shape[0] == len(views) and c4.dtype == np.float16
+    adaptation = json.loads((repo / "metrics/train_adaptation.json").read_text())
+    assert adaptation["layer"] == "c4" and set(adaptation["variants"]) >= {"none", "affine_relu", "conv3x3"}
+    assert (repo / "data/adaptation/affine_relu.npz").is_file()
+    assert (repo / "plots/train_adaptation/history.csv").is_file()
+    retrieval = json.loads((repo / "metrics/retrieval.json").read_text())
+    proxy = retrieval["datasets"]["proxy_real"]
+    assert proxy["domain"] == "proxy-real (synthetic)" and proxy["objects"] == 8
+    assert set(proxy["table"]["c4"]) == {"l2", "dot", "cos"} and "c4+phi" in proxy["table"]
+    assert 0.0 <= proxy["table"]["c4"]["cos"]["accuracy"] <= 1.0
+    assert "| c4 |" in (repo / "reports/retrieval.md").read_text()
+    exemplar = json.loads((repo / "metrics/exemplar.json").read_text())
+    det = exemplar["datasets"]["proxy_detection"]
+    assert det["domain"] == "proxy-real (synthetic)" and det["images"] == 6
+    assert set(det["table_4_2"]) == {"adapted", "composites", "white"}
+    assert set(det["table_4_2"]["white"]) == {"raw", "calibrated"} and "affine_relu" in det["variants"]
+    assert "Table 4.2 shape" in (repo / "reports/exemplar.md").read_text()
+    assert (repo / "data/exemplar/proxy_detection_detections.parquet").is_file()
+    # c2r predict --exemplar on one of the detection images: boxes with model and pose
+    image = repo / "data/proxy_detection" / pd.read_parquet(repo / "data/proxy_detection/manifest.parquet")["image"][0]
+    out = sh(repo, sys.executable, "-m", "flows.cli", "predict", "--exemplar", "--json", "--min-score", "-100",
+             str(image))
+    result, _ = json.JSONDecoder().raw_decode(out[out.index("{"):])
+    (prediction,) = result["predictions"]
+    first = prediction["detections"][0]
+    assert len(first["box"]) == 4 and first["category"] in {"chair", "car", "bottle", "bookcase"}
+    assert first["model_id"] in set(views["model_id"]) and 0.0 <= first["azimuth"] < 360.0
+    assert result["detector"]["training_data"].startswith("synthetic only")
+
+
 def test_second_repro_is_a_noop(repo: Path):
     out = sh(repo, "dvc", "repro")
     assert "didn't change" in out or "up to date" in out
@@ -130,7 +175,8 @@ def test_main_job_reports_outputs_and_gallery(repo: Path):
     """`make run`'s entry point on an up-to-date pipeline: no stage runs, every output is listed."""
     out = sh(repo, sys.executable, "-m", "flows.pipeline")
     assert "Running stage" not in out
-    for name in ("catalog", "renders", "composites", "adaptation pairs", "proxy-real set (SYNTHETIC)"):
+    for name in ("catalog", "renders", "composites", "adaptation pairs", "proxy-real set (SYNTHETIC)",
+                 "proxy detection (SYNTHETIC)"):
         assert name in out
     assert "(not produced yet)" not in out
     out = sh(repo, sys.executable, "-m", "flows.cli", "gallery", "--out", "gallery.png", "--per-class", "2")
@@ -156,14 +202,15 @@ def test_same_params_give_byte_identical_outputs(tmp_path: Path):
     sh(a, "dvc", "repro")
     sh(b, "dvc", "repro")
     for stage, column in (("catalog", "path"), ("renders", "rgb"), ("composites", "image"),
-                          ("adaptation_pairs", "render"), ("proxy_real", "image")):
+                          ("adaptation_pairs", "render"), ("proxy_real", "image"), ("proxy_detection", "image")):
         rel = f"data/{stage}/manifest.parquet"
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
         for file in pd.read_parquet(a / rel)[column]:
             assert (a / "data" / stage / file).read_bytes() == (b / "data" / stage / file).read_bytes(), file
     for rel in ("data/models/baseline/weights.npz", "data/models/baseline/predictor.json",
                 "data/models/gmcml/weights.npz", "metrics/evaluate/gmcml.json",
-                "metrics/evaluate/baseline.json", "data/evaluation/baseline/predictions.parquet"):
+                "metrics/evaluate/baseline.json", "data/evaluation/baseline/predictions.parquet",
+                "data/view_features/c4.npy", "metrics/train_adaptation.json", "metrics/exemplar.json"):
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
 
 

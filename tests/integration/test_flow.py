@@ -88,6 +88,12 @@ def test_flow_runs_every_stage_and_tracks_it(tmp_path_factory, mlflow_uri):
     assert len(steps) == int(train_run.data.metrics["steps"]) and steps[-1].step == len(steps)
     plots = {a.path for a in client.list_artifacts(train_run.info.run_id, "plots")}
     assert {"plots/reconstructions.png", "plots/noise_ratios.png", "plots/pca.png"} <= plots
+    adaptation_run = next(r for r in children if r.data.tags["stage"] == "train_adaptation")
+    assert len(client.get_metric_history(adaptation_run.info.run_id, "train_adaptation.affine_relu.val_loss")) == 2
+    assert "plots/loss.png" in {a.path for a in client.list_artifacts(adaptation_run.info.run_id, "plots")}
+    exemplar_run = next(r for r in children if r.data.tags["stage"] == "exemplar")
+    assert "exemplar.md" in {a.path for a in client.list_artifacts(exemplar_run.info.run_id)}
+    assert "datasets.proxy_detection.main.map" in exemplar_run.data.metrics
 
     # The evaluated model is registered and, as the first one, becomes champion; the
     # champion answers on raw image bytes.
