@@ -299,7 +299,8 @@ def voc_ap(detections: Sequence[tuple[Hashable, float, ArrayLike]],
     Returns ``ap``; ``recall``, ``precision``, ``tp``, ``fp`` (cumulative counts), one entry per
     counted detection in descending score order; ``n_positives`` (non-difficult gt objects);
     ``n_ignored``; ``detection_index`` and ``gt_index`` (which detection each counted row is, and the
-    index of the gt box it detected in its image's list, -1 for a false positive). With no non-difficult gt, ``ap`` and ``recall`` are NaN and ``note`` says why.
+    index of the gt box it detected in its image's list, -1 for a false positive). With no
+    non-difficult gt, ``ap`` and ``recall`` are NaN and ``note`` says why.
     """
     _check_threshold(iou_threshold)
     image_ids = [d[0] for d in detections]

@@ -585,6 +585,7 @@ class ExemplarParams(Section):
     max_per_image: PositiveInt = 100
     iou_threshold: Probability = 0.5  # VOC
     azimuth_recall: Probability = 0.25  # Fig. 4.9: azimuth errors of the correct detections at this recall
+    taus: tuple[Annotated[float, Field(ge=0.0, le=1.0)], ...] = (0.0, 0.6, 0.75, 0.85, 0.9, 0.95)  # Fig. 4.8's axis
     # Table 4.3: AP with random subsets of the views / of the models (and all their views).
     view_counts: tuple[PositiveInt, ...] = (200, 500, 1000, 2000)
     model_counts: tuple[PositiveInt, ...] = (5, 10, 20, 40)

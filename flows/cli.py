@@ -290,7 +290,7 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="one JSON document instead of a table"),
     top: int = typer.Option(3, min=1, help="how many categories (with --exemplar: detections) to list per image"),
     exemplar: bool = typer.Option(False, "--exemplar", help="exemplar detection (seed 004): boxes with category, "
-                                  "CAD model and pose, from the view database, φ and the exemplar stage's calibration"),
+                                  "CAD model and pose (the view database, φ and the exemplar stage's calibration)"),
     min_score: float = typer.Option(0.0, help="--exemplar: drop calibrated scores below this (0: an expected "
                                     "0.01%% false-positive rate per window)"),
     params: Path = typer.Option(Path("params.yaml")),

@@ -48,7 +48,6 @@ from stages.evaluate import open_dataset
 
 log = logging.getLogger("cad2real.exemplar")
 
-TAUS = (0.0, 0.6, 0.75, 0.85, 0.9, 0.95)  # Fig. 4.8's x axis
 EXAMPLES = 6  # images drawn with their detections
 IDENTITY = Adaptation("none", 1, 1)
 
@@ -105,12 +104,13 @@ def average_precision(found: list[tuple[str, dict[str, Any]]], images: Images, i
     errors of the correct detections at that recall, pooled over categories."""
     per_class, errors = {}, []
     for category in images.categories:
-        dets = [(image_id, d["score"], d["box"]) for image_id, d in found if d["category"] == category]
+        of_category = [(image_id, d) for image_id, d in found if d["category"] == category]
+        dets = [(image_id, d["score"], d["box"]) for image_id, d in of_category]
         result = metrics.voc_ap(dets, images.gt[category], iou_threshold=iou)
         per_class[category] = result["ap"]
         if recall is not None and result["n_positives"]:
             correct = result["gt_index"] >= 0
-            rows = [found_of(found, category)[i] for i in result["detection_index"]]
+            rows = [of_category[i] for i in result["detection_index"]]
             gt_az = [images.gt_azimuth[category][image_id][j] if j >= 0 else None
                      for (image_id, _), j in zip(rows, result["gt_index"], strict=True)]
             err = [ex.azimuth_difference(d["azimuth"], a) if a is not None else np.nan
@@ -118,7 +118,9 @@ def average_precision(found: list[tuple[str, dict[str, Any]]], images: Images, i
             errors += ex.errors_at_recall(correct, np.array(err, float), result["n_positives"], recall).tolist()
     values = [v for v in per_class.values() if not np.isnan(v)]
     out: dict[str, Any] = {"map": float(np.mean(values)) if values else float("nan"),
-                           "per_class_ap": {k: round(float(v), 4) for k, v in per_class.items()}}
+                           # None: no non-difficult object of the class (VOC's AP is undefined)
+                           "per_class_ap": {k: None if np.isnan(v) else round(float(v), 4)
+                                            for k, v in per_class.items()}}
     if recall is not None:
         e = np.array([x for x in errors if not np.isnan(x)])
         out["azimuth"] = {"recall": recall, "detections": int(len(e)),
@@ -126,11 +128,6 @@ def average_precision(found: list[tuple[str, dict[str, Any]]], images: Images, i
                           "median_error_deg": round(float(np.median(e)), 2) if len(e) else None,
                           "errors": [round(float(x), 1) for x in e]}
     return out
-
-
-def found_of(found: list[tuple[str, dict[str, Any]]], category: str) -> list[tuple[str, dict[str, Any]]]:
-    """The detections of ``category`` in the order :func:`average_precision` passed them."""
-    return [(image_id, d) for image_id, d in found if d["category"] == category]
 
 
 class Experiment:
@@ -241,7 +238,7 @@ def evaluate_dataset(exp: Experiment, images: Images, folder: Path, plots_dir: P
         if v not in variants:
             variants[v] = measure(f"variant {v} calibrated", exp.detector(v), variant=v)["map"]
     taus = {}
-    for tau in TAUS:
+    for tau in p.taus:
         taus[tau] = main["map"] if tau == p.aspect_tau else \
             measure(f"adapted tau={tau}", exp.detector(ad.default, tau=tau), variant=ad.default)["map"]
     n_views = {n: measure(f"{n} random views", exp.detector(ad.default, views=rows), variant=ad.default)["map"]
@@ -382,8 +379,8 @@ def render_report(values: dict[str, Any], meta: dict[str, Any] | None = None) ->
         az = r["main"]["azimuth"]
         if az["detections"]:
             lines += ["", f"Pose of the correct detections at {int(100 * az['recall'])}% recall (Fig. 4.9): "
-                          f"{az['detections']} detections, {_pct(az['within_20deg'])}% within 20° of the true azimuth, "
-                          f"median error {az['median_error_deg']}°."]
+                          f"{az['detections']} detections, {_pct(az['within_20deg'])}% within 20° of the true "
+                          f"azimuth, median error {az['median_error_deg']}°."]
         lines += ["", "Per-category AP (main configuration): " + ", ".join(
             f"{k} {_pct(v)}" for k, v in r["main"]["per_class_ap"].items())]
     for name, why in values["skipped"].items():

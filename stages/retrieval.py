@@ -45,7 +45,7 @@ from stages.evaluate import ImageCache, open_dataset
 log = logging.getLogger("cad2real.retrieval")
 
 EXAMPLES = 8  # queries drawn with their best matches
-ADAPTED = "+phi"  # the layer-name suffix of the adapted row
+ADAPTED = "_phi"  # the layer-name suffix of the adapted row (MLflow metric names allow no "+")
 
 
 @dataclass

@@ -58,3 +58,37 @@ def test_a_view_database_with_the_wrong_number_of_rows_is_refused(tmp_path: Path
         ViewDatabase(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"c3.npy: no features of layer 'c3'"):
         ViewDatabase(tmp_path, layers=["c3"])
+
+
+def test_a_voc_dataset_goes_through_exemplar_detection(tmp_path: Path, small_params):
+    """A user's Pascal VOC folder as an ``exemplar.datasets`` entry: proposals, scores, AP
+    per category (difficult objects ignored), on the VOC fixture and a random-init backbone."""
+    import pandas as pd
+
+    from core.detector import ExemplarDetector
+    from core.features import FeatureExtractor
+    from core.params import EvalDatasetParams
+    from tests.core.evalset_fixtures import write_voc
+
+    write_voc(tmp_path)
+    d = EvalDatasetParams(name="voc_chairs", kind="voc", root=str(tmp_path), split="val")
+    evalset = exemplar.open_detection_set(d, small_params)
+    params = small_params.model_copy(update={"features": small_params.features.model_copy(
+        update={"weights": str(tmp_path / "none.tflite"), "image_size": 32})})
+    extractor = FeatureExtractor(params.features, layers=["c4"])
+    images = exemplar.Images(evalset, extractor, "c4", params)
+    assert images.ids == ["000001", "000002"] and images.windows() > 0
+    rng = np.random.default_rng(0)
+    views = pd.DataFrame({"category": ["chair", "car", "person"], "model_id": ["a", "b", "c"],
+                          "sample_id": ["a0", "b0", "c0"], "azimuth": [0.0, 90.0, 180.0],
+                          "elevation": [0.0] * 3, "theta": [0.0] * 3, "aspect": [0.6, 1.0, 1.4]})
+    det = ExemplarDetector(rng.random((3, images.features[0].shape[1]), np.float32), views,
+                           Adaptation("none", 1, 1), params.exemplar)
+    found = exemplar.detect_all(det, images.features, images)
+    result = exemplar.average_precision(found, images, 0.5, recall=0.25)
+    assert set(result["per_class_ap"]) == {"car", "chair", "person"}
+    assert result["per_class_ap"]["car"] is None  # its only object is difficult: no positive
+    assert 0.0 <= result["per_class_ap"]["chair"] <= 1.0 and "azimuth" in result
+
+    missing = EvalDatasetParams(name="voc_chairs", kind="voc", root=str(tmp_path / "absent"), split="val")
+    assert exemplar.open_detection_set(missing, small_params) is None
