@@ -250,6 +250,27 @@ def summary(params_path: Path = Path("params.yaml"), methods: list[str] | None =
         report = base / params.paths.reports / "evaluate" / f"{method}.md"
         lines.append(f"  {'evaluation ' + method:<28} {'':>7}       {report.resolve()}")
         lines += results(base / params.paths.metrics / "evaluate" / f"{method}.json")
+    lines += seed_004_results(base / params.paths.metrics, base / params.paths.reports)
+    return lines
+
+
+def seed_004_results(metrics_dir: Path, reports_dir: Path) -> list[str]:
+    """Retrieval's main configuration and exemplar detection's mAP, one line per dataset."""
+    lines = []
+    retrieval, exemplar = metrics_dir / "retrieval.json", metrics_dir / "exemplar.json"
+    if retrieval.is_file():
+        lines.append(f"  {'retrieval (rendered views)':<28} {'':>7}       {(reports_dir / 'retrieval.md').resolve()}")
+        for name, r in json.loads(retrieval.read_text())["datasets"].items():
+            m = r["main"]
+            lines.append(f"      {name:<24} {r['domain']:<24} {r['objects']:>5} objects  accuracy {m['accuracy']:.3f}  "
+                         f"per-class mean {m['mean_class_accuracy']:.3f}  ({m['layer']}, {m['similarity']})")
+    if exemplar.is_file():
+        lines.append(f"  {'exemplar detection':<28} {'':>7}       {(reports_dir / 'exemplar.md').resolve()}")
+        for name, r in json.loads(exemplar.read_text())["datasets"].items():
+            t = r["table_4_2"]
+            lines.append(f"      {name:<24} {r['domain']:<24} {r['objects']:>5} objects  "
+                         f"mAP {t['adapted']['calibrated']:.3f} adapted+calibrated, "
+                         f"{t['white']['calibrated']:.3f} without adaptation")
     return lines
 
 

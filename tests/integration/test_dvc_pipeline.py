@@ -192,6 +192,7 @@ def test_main_job_reports_outputs_and_gallery(repo: Path):
                  "proxy detection (SYNTHETIC)"):
         assert name in out
     assert "(not produced yet)" not in out
+    assert "retrieval (rendered views)" in out and "adapted+calibrated" in out
     out = sh(repo, sys.executable, "-m", "flows.cli", "gallery", "--out", "gallery.png", "--per-class", "2")
     import cv2
 
