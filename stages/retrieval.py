@@ -201,27 +201,19 @@ def run_dataset(params: Params, db: ViewDatabase, extractor: FeatureExtractor, p
 
 def draw_examples(q: Queries, views: pd.DataFrame, ranked: np.ndarray, renders: Path, path: Path) -> None:
     """Rows of query crop + its three best views (grey, as matched)."""
+    frame = read_manifest(renders / MANIFEST)
+    rgb = dict(zip(frame["sample_id"], frame["rgb"], strict=True))
     rows = []
     for i in np.linspace(0, len(q.boxes) - 1, min(EXAMPLES, len(q.boxes))).astype(int):
         tiles = [crop_object(q.images[i], q.boxes[i])]
         for j in ranked[i, :3]:
             sample = views.iloc[int(j)]
-            tiles.append(read_image(renders / render_file(renders, sample["sample_id"])))
+            tiles.append(read_image(renders / rgb[sample["sample_id"]]))
         rows.append(np.concatenate([cv2.resize(cv2.cvtColor(cv2.cvtColor(t, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB),
                                                (96, 96)) for t in tiles], axis=1))
     if rows:
         path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(path), np.concatenate(rows, axis=0))
-
-
-_RENDER_FILES: dict[str, str] = {}
-
-
-def render_file(renders: Path, sample_id: str) -> str:
-    if not _RENDER_FILES:
-        frame = read_manifest(renders / MANIFEST)
-        _RENDER_FILES.update(zip(frame["sample_id"], frame["rgb"], strict=True))
-    return _RENDER_FILES[sample_id]
 
 
 def run(params: Params) -> dict[str, Any]:
