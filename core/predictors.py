@@ -112,6 +112,7 @@ def _import_kinds() -> None:
     """Modules that register predictor kinds (imported lazily: they may need torch)."""
     import core.baseline  # noqa: F401
     import core.networks  # noqa: F401
+    import core.viewpoint  # noqa: F401
 
 
 def square_pad(image: np.ndarray) -> np.ndarray:

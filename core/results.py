@@ -91,7 +91,8 @@ def render(rows: list[dict[str, Any]], command: str, today: date | None = None) 
 
 # Seed 004's tables, written by their stages (reports/<stage>.md from metrics/<stage>.json).
 SEED_004_SECTIONS = (("retrieval", "Retrieval of rendered views (seed 004 §3.2-3.3, Table 3.5's shape)"),
-                     ("exemplar", "Exemplar detection (seed 004 §4.3-4.4, Tables 4.2-4.3 and Fig. 4.8-4.9's shapes)"))
+                     ("exemplar", "Exemplar detection (seed 004 §4.3-4.4, Tables 4.2-4.3 and Fig. 4.8-4.9's shapes)"),
+                     ("evaluate_viewpoint", "Viewpoint estimation (seed 004 §5.3-5.5, Tables 5.1-5.2's shapes)"))
 
 
 def seed_004_sections(reports_dir: Path) -> str:

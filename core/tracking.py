@@ -117,6 +117,8 @@ def log_stage(root: Path, params_paths: Mapping[str, str], stage: str, result: M
     import mlflow
 
     base, _, item = stage.partition("@")
+    if stage == "train_viewpoint_detector":  # the detector is the matrix's extra item
+        base, item = "train_viewpoint", "detector"
     metrics_file = root / params_paths["metrics"] / (f"{base}/{item}.json" if item else f"{stage}.json")
     with mlflow.start_run(run_name=stage, nested=True) as run:
         mlflow.set_tags({"cad2real.kind": "stage", "stage": stage,
@@ -128,8 +130,9 @@ def log_stage(root: Path, params_paths: Mapping[str, str], stage: str, result: M
             mlflow.log_artifact(str(metrics_file))
             if base == "evaluate":
                 _log_evaluation(mlflow, root, params_paths, item, values, parent_id)
-        if base == "train":
-            _log_training(mlflow, root / params_paths["plots"] / "train" / item)
+        if base in ("train", "train_viewpoint"):
+            _log_training(mlflow, root / params_paths["plots"] / base / item,
+                          prefix="train." if base == "train" else "train_viewpoint.")
         elif (root / params_paths["plots"] / stage).is_dir():  # train_adaptation, retrieval, exemplar
             _log_training(mlflow, root / params_paths["plots"] / stage, prefix=f"{stage}.")
         stage_report = root / params_paths["reports"] / f"{stage}.md"

@@ -293,6 +293,8 @@ def predict(
                                   "CAD model and pose (the view database, φ and the exemplar stage's calibration)"),
     min_score: float = typer.Option(0.0, help="--exemplar: drop calibrated scores below this (0: an expected "
                                     "0.01%% false-positive rate per window)"),
+    viewpoint: str | None = typer.Option(None, "--viewpoint", help="a viewpoint method of viewpoint.methods (seed 004 "
+                                         "ch. 5), e.g. joint_classif: category and azimuth/elevation/theta"),
     params: Path = typer.Option(Path("params.yaml")),
 ) -> None:
     """The category (and viewpoint, when the model has one) of each image; with
@@ -306,6 +308,8 @@ def predict(
     from core.predictors import PredictorError, load_predictor, predict_files
 
     try:
+        if viewpoint is not None:
+            model = str(Path(load_params(params).paths.viewpoint) / viewpoint)
         if model is None:
             model = _default_model(params)
         predictor = load_predictor(_local_model(model))

@@ -64,8 +64,12 @@ def stages(dvc_yaml: Path = Path("dvc.yaml"), methods: list[str] | None = None,
         if "matrix" not in spec:
             names.append(name)
             continue
+        if spec["matrix"] == {"method": "${viewpoint.methods}"}:  # every viewpoint method, always
+            names += [f"{name}@{m}" for m in params.viewpoint.methods]
+            continue
         if spec["matrix"] != {"method": "${train.methods}"}:
-            raise ValueError(f"{dvc_yaml}: stage {name}: only `matrix: {{method: ${{train.methods}}}}` is supported")
+            raise ValueError(f"{dvc_yaml}: stage {name}: only `matrix: {{method: ${{train.methods}}}}` or "
+                             "`${viewpoint.methods}` is supported")
         names += [f"{name}@{m}" for m in params.train.methods if methods is None or m in methods]
     return names
 
@@ -271,6 +275,20 @@ def seed_004_results(metrics_dir: Path, reports_dir: Path) -> list[str]:
             lines.append(f"      {name:<24} {r['domain']:<24} {r['objects']:>5} objects  "
                          f"mAP {t['adapted']['calibrated']:.3f} adapted+calibrated, "
                          f"{t['white']['calibrated']:.3f} without adaptation")
+    viewpoint = metrics_dir / "evaluate_viewpoint.json"
+    if viewpoint.is_file():
+        v = json.loads(viewpoint.read_text())
+        lines.append(f"  {'viewpoint estimation':<28} {'':>7}       {(reports_dir / 'evaluate_viewpoint.md').resolve()}")
+        for name, res in v["known_boxes"].items():
+            if res:
+                best = max(res, key=lambda m: res[m]["acc_pi_6"])
+                lines.append(f"      {name:<24} {v['domains'][name]:<24} {res[best]['objects']:>5} objects  best {best}: "
+                             f"Acc@pi/6 {res[best]['acc_pi_6']:.3f}, median {res[best]['median_error_deg']:.1f} deg")
+        for name, res in v["detection"].items():
+            if res:
+                best = max(res, key=lambda m: res[m].get("mavp_24") or 0.0)
+                lines.append(f"      {name:<24} {v['domains'][name]:<24} detection  best {best}: mAP "
+                             f"{res[best]['map']}, mAVP24 {res[best].get('mavp_24')}")
     return lines
 
 

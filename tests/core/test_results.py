@@ -47,3 +47,4 @@ def test_results_include_the_seed_004_reports(tmp_path: Path):
     text = out.read_text()
     assert "## Retrieval of rendered views" in text and "| c4 | 50.0 / 40.0 |" in text
     assert "Not measured yet: `dvc repro exemplar`" in text
+    assert "## Viewpoint estimation (seed 004" in text and "Not measured yet: `dvc repro evaluate_viewpoint`" in text

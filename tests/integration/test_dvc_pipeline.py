@@ -25,7 +25,8 @@ def sh(cwd: Path, *args: str) -> str:
     return proc.stdout + proc.stderr
 
 
-SEED_004_STAGES = ("proxy_detection", "view_features", "train_adaptation", "retrieval", "exemplar")
+VIEWPOINT_STAGES = ("viewpoint_features", "train_viewpoint_detector", "train_viewpoint", "evaluate_viewpoint")
+SEED_004_STAGES = ("proxy_detection", "view_features", "train_adaptation", "retrieval", "exemplar", *VIEWPOINT_STAGES)
 
 
 def make_repo(path: Path, overrides: dict | None = None, drop_stages: tuple[str, ...] = ()) -> Path:
@@ -177,6 +178,38 @@ def test_repro_builds_the_view_database_adaptation_retrieval_and_detection(repo:
     assert result["detector"]["training_data"].startswith("synthetic only")
 
 
+def test_repro_trains_the_viewpoint_methods_and_writes_their_table(repo: Path):
+    import json
+
+    rows = pd.read_parquet(repo / "data/viewpoint_features/rows.parquet")
+    assert {"composite", "part", "background"} <= set(rows["source"])
+    objects = rows[rows["source"] == "composite"]
+    flipped, plain = objects[objects["flipped"]], objects[~objects["flipped"]]
+    assert len(flipped) == len(plain)  # every box mirrored, azimuth -> 360 - a
+    assert sorted(((360 - plain["azimuth"]) % 360).round(3)) == sorted(flipped["azimuth"].round(3))
+    for method in ("detector", "reg2d", "classif", "joint_classif"):
+        info = json.loads((repo / f"data/viewpoint/{method}/predictor.json").read_text())
+        assert info["kind"] == "viewpoint" and info["training_data"].startswith("synthetic only")
+    values = json.loads((repo / "metrics/evaluate_viewpoint.json").read_text())
+    known = values["known_boxes"]["proxy_real"]
+    assert set(known) == {"reg2d", "classif", "joint_classif"} and known["classif"]["objects"] == 8
+    assert all(0.0 <= r["acc_pi_6"] <= 1.0 and 0.0 <= r["median_error_deg"] <= 180.0 for r in known.values())
+    det = values["detection"]["proxy_detection"]
+    assert set(det["classif"]) >= {"map", "mavp_4", "mavp_24"}
+    assert det["classif"]["map"] == det["reg2d"]["map"]  # Table 5.1: one fixed detector for the pose methods
+    assert values["domains"]["proxy_detection"] == "proxy-real (synthetic)"
+    report = (repo / "reports/evaluate_viewpoint.md").read_text()
+    assert "Table 5.1's shape" in report and "Table 5.2's shape" in report and "SYNTHETIC" in report
+    assert (repo / "plots/evaluate_viewpoint/heatmap_proxy_real.png").stat().st_size > 1000
+    # c2r predict --viewpoint: category and azimuth/elevation/theta of an object photo
+    image = repo / "data/proxy_real" / pd.read_parquet(repo / "data/proxy_real/manifest.parquet")["image"][0]
+    out = sh(repo, sys.executable, "-m", "flows.cli", "predict", "--viewpoint", "joint_classif", "--json", str(image))
+    result, _ = json.JSONDecoder().raw_decode(out[out.index("{"):])
+    (prediction,) = result["predictions"]
+    assert prediction["category"] in {"chair", "car", "bottle", "bookcase"}
+    assert 0.0 <= prediction["viewpoint"]["azimuth"] < 360.0 and -180 <= prediction["viewpoint"]["theta"] <= 180
+
+
 def test_second_repro_is_a_noop(repo: Path):
     out = sh(repo, "dvc", "repro")
     assert "didn't change" in out or "up to date" in out
@@ -203,7 +236,7 @@ def test_main_job_reports_outputs_and_gallery(repo: Path):
 def test_exp_run_with_set_param(repo: Path):
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "lock")
-    sh(repo, "dvc", "exp", "run", "-S", "render.views_per_model=2")
+    sh(repo, "dvc", "exp", "run", "-S", "render.views_per_model=2", "render")  # the stages up to render
     renders = pd.read_parquet(repo / "data/renders/manifest.parquet")
     assert len(renders) == 8 * 2
     assert "views_per_model: 2" in (repo / "params.yaml").read_text()
@@ -212,7 +245,9 @@ def test_exp_run_with_set_param(repo: Path):
 def test_same_params_give_byte_identical_outputs(tmp_path: Path):
     """Determinism: two repositories with the same params (one and two render workers)
     produce the same manifests and image bytes in every stage."""
-    a, b = make_repo(tmp_path / "a"), make_repo(tmp_path / "b", {"render": {**small_params_raw()["render"], "workers": 1}})
+    # the viewpoint stages' determinism is the training loop's (seeded), checked once in the module's repo
+    a = make_repo(tmp_path / "a", drop_stages=VIEWPOINT_STAGES)
+    b = make_repo(tmp_path / "b", {"render": {**small_params_raw()["render"], "workers": 1}}, drop_stages=VIEWPOINT_STAGES)
     sh(a, "dvc", "repro")
     sh(b, "dvc", "repro")
     for stage, column in (("catalog", "path"), ("renders", "rgb"), ("composites", "image"),
