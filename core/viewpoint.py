@@ -162,8 +162,9 @@ class Config:
     def m(self) -> Method:
         return parse_method(self.method)
 
-    def pose_dim(self, angle: str) -> int:
-        """Outputs per class of one angle's head."""
+    @property
+    def pose_dim(self) -> int:
+        """Outputs per class of each angle's head."""
         rep = self.m.representation
         if rep in REG_BASIS:
             return len(REG_BASIS[rep])
@@ -199,7 +200,7 @@ class ViewpointNet(nn.Module):
                 if m.joint and m.representation == "classif":
                     heads[angle] = nn.Linear(cfg.hidden, nc * cfg.bins + (1 if angle == "azimuth" else 0))
                 else:
-                    heads[angle] = nn.Linear(cfg.hidden, nc * cfg.pose_dim(angle))
+                    heads[angle] = nn.Linear(cfg.hidden, nc * cfg.pose_dim)
             self.heads = nn.ModuleDict(heads)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -83,7 +83,7 @@ class Boxes:
         src = self.rows["source"].to_numpy()
         ok = ~self.is_val & ((src != "real") | real)
         obj = ok & (self.cls.numpy() >= 0)
-        bg = ok & (self.cls.numpy() < 0)
+        bg = ok & (self.rows["category"] == "").to_numpy()  # a real object of a class without renders is neither
         return np.nonzero(obj)[0], np.zeros(0, np.int64) if objects_only else np.nonzero(bg)[0]
 
     def val_index(self) -> tuple[np.ndarray, np.ndarray]:
