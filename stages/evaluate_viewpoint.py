@@ -68,8 +68,7 @@ def known_box_rows(evalset: EvalSet, categories: tuple[str, ...]) -> list[tuple[
     for image, obj in evalset.objects():
         if obj.difficult or obj.azimuth is None or obj.category not in categories:
             continue
-        box = obj.bbox
-        out.append((image.image, box, obj.category, (obj.azimuth, obj.elevation or 0.0, obj.theta or 0.0)))
+        out.append((image.image, obj.bbox, obj.category, (obj.azimuth, obj.elevation or 0.0, obj.theta or 0.0)))
     return out
 
 
@@ -108,7 +107,7 @@ def known_boxes(models: dict[str, ViewpointModel], evalset: EvalSet) -> tuple[di
     return results, table
 
 
-def detect(models: dict[str, ViewpointModel], evalset: EvalSet, params: Params, name: str) -> dict[str, list[dict]]:
+def detect(models: dict[str, ViewpointModel], evalset: EvalSet, params: Params, dataset: str) -> dict[str, list[dict]]:
     """Detections of every method on every readable image: per-class NMS on the sliding
     windows, the ``max_per_image`` best, each with the method's viewpoint of its class.
     Each detector network scores all windows once per image (pose-only methods share the
@@ -119,18 +118,20 @@ def detect(models: dict[str, ViewpointModel], evalset: EvalSet, params: Params, 
     wanted = [cats.index(c) for c in evalset.categories if c in cats]
     found: dict[str, list[dict]] = {name: [] for name in models if name != DETECTOR}
     cache = ImageCache(STAGE)
-    for image in tqdm(evalset.images, desc=f"detect {name}", unit="img", mininterval=2.0):
+    for image in tqdm(evalset.images, desc=f"detect {dataset}", unit="img", mininterval=2.0):
         pixels = cache.get(image.image)
         if pixels is None:
             continue
         boxes = windows(pixels, p)
         x = any_model.features(pixels, boxes, shared=True)
-        scored: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}  # one pass per detector network
-        kept: dict[int, list[tuple[float, int, int]]] = {}
+        # one pass per detector network: the pose-only methods' folders each hold a copy of
+        # the independent detector, so the key is the method that trained it, not the object
+        scored: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        kept: dict[str, list[tuple[float, int, int]]] = {}
         for name, model in models.items():
             if name == DETECTOR:
                 continue
-            key = id(model.detector)
+            key = model.info["detector_method"]
             if key not in scored:
                 scored[key] = infer(model.detector, x)
                 proba = scored[key][0]
