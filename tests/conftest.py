@@ -9,6 +9,7 @@ import pytest
 
 # As flows/_env.py does for `make run`, before any test imports prefect or mlflow.
 for _key, _value in {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+                     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
                      "MLFLOW_DISABLE_TELEMETRY": "true", "GX_ANALYTICS_ENABLED": "false"}.items():
     os.environ.setdefault(_key, _value)
 
