@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+if TYPE_CHECKING:
+    from core.procedural.parts import Grammar
 
 PASCAL3D_CLASSES: tuple[str, ...] = (
     "aeroplane", "bicycle", "boat", "bottle", "bus", "car",
@@ -69,6 +72,20 @@ class PathsParams(Section):
     viewpoint_features: str = "data/viewpoint_features"  # training boxes of the viewpoint methods
     viewpoint: str = "data/viewpoint"  # trained viewpoint methods, one predictor folder each
     viewpoint_eval: str = "data/viewpoint_eval"  # their predictions on the evaluation sets
+    generation: str = "data/generation"  # the searched generation parameters β (beta.yaml)
+
+
+class GrammarParams(Section):
+    """One class's shape-grammar parameters β (seed 002), ``core.procedural.parts.Grammar``;
+    the defaults change nothing."""
+
+    # Every continuous style draw times exp(dim_log_mean + dim_log_std * z), z ~ N(0, 1).
+    dim_log_mean: Annotated[float, Field(ge=-0.5, le=0.5)] = 0.0
+    dim_log_std: Annotated[float, Field(ge=0.0, le=0.5)] = 0.0
+    # Added to the logit of every optional part's probability (coin).
+    option_logit: Annotated[float, Field(ge=-4.0, le=4.0)] = 0.0
+    # Categorical choices drawn with probabilities ∝ p ** (1 / T).
+    choice_temperature: Annotated[float, Field(ge=0.25, le=4.0)] = 1.0
 
 
 class ProceduralParams(Section):
@@ -80,18 +97,33 @@ class ProceduralParams(Section):
     heldout_per_category: Annotated[int, Field(ge=0)] = 2
     part_colors: bool = True
     photo_textures: bool = False
+    # Per-class shape-grammar parameters; a class without an entry keeps the default meshes.
+    grammar: dict[str, GrammarParams] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> "ProceduralParams":
         unknown = sorted(set(self.categories) - set(ALL_CLASSES))
         if unknown:
             raise ValueError(f"unknown categories {unknown}; known: {list(ALL_CLASSES)}")
+        unknown = sorted(set(self.grammar) - set(ALL_CLASSES))
+        if unknown:
+            raise ValueError(f"grammar: unknown categories {unknown}; known: {list(ALL_CLASSES)}")
         if self.heldout_per_category >= self.models_per_category:
             raise ValueError(
                 f"heldout_per_category ({self.heldout_per_category}) must be smaller than "
                 f"models_per_category ({self.models_per_category})"
             )
         return self
+
+    def grammar_for(self, category: str) -> Grammar | None:
+        """The ``core.procedural.parts.Grammar`` of ``category``, or None when it has no entry
+        (the default catalog's meshes)."""
+        entry = self.grammar.get(category)
+        if entry is None:
+            return None
+        from core.procedural.parts import Grammar
+
+        return Grammar(**entry.model_dump())
 
 
 SourceKind = Literal["pascal3d", "objectnet3d", "shapenet_v1", "shapenet_v2", "modelnet", "folder"]
@@ -659,6 +691,52 @@ class ViewpointParams(Section):
     avp_bins: tuple[PositiveInt, ...] = (4, 8, 16, 24)
 
 
+GenerationMethod = Literal["hybrid", "random_search", "evolution", "fixed"]
+
+
+class GenerationSearchParams(Section):
+    """Learning the generation parameters β (seed 002; core/generation_search.py): the
+    hybrid gradient and its baselines, each charged ``(2m + 1) * k * batch`` generated
+    samples per outer step, on a frozen-feature network and a real validation split."""
+
+    categories: tuple[str, ...] = IKEA_CLASSES  # the classes generated and learned
+    image_size: Annotated[int, Field(ge=32, le=512)] = 96  # render, composite and network input side
+    methods: tuple[GenerationMethod, ...] = ("hybrid", "random_search", "evolution", "fixed")
+    fixed_count: PositiveInt = 10  # random fixed β (Table 1: best / median / worst of them)
+    # Extra hybrid runs started from the best / median / worst fixed β (Table 1); "default"
+    # (the hand-set β of params.yaml) is the run compared with the baselines.
+    hybrid_inits: tuple[Literal["default", "best", "median", "worst"], ...] = ("default", "best", "median", "worst")
+    steps: PositiveInt = 12  # outer steps T
+    k: PositiveInt = 4  # unrolled SGD steps per outer step
+    batch: PositiveInt = 8  # samples per SGD step
+    directions: PositiveInt = 4  # m (eq. 10)
+    sigma: Annotated[float, Field(gt=0.0, le=0.5)] = 0.05  # finite-difference scale on normalised β
+    inner_lr: Annotated[float, Field(gt=0.0)] = 0.2  # η of the head's SGD (eq. 6)
+    beta_lr: Annotated[float, Field(gt=0.0)] = 0.02  # RMSprop step on normalised β
+    rmsprop_decay: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.9
+    # L: a real validation split, by name from evaluate.datasets (never a test split); when
+    # it is missing, the proxy-real set (SYNTHETIC, said so in every output).
+    validation: str = "ikea_val"
+    test: str | None = "ikea_test"  # the final comparison of each method's β (report only)
+    final_samples: PositiveInt = 600  # samples of f(β) the final head of each β is trained on
+    chosen: Literal["hybrid", "random_search", "evolution", "fixed_best"] = "hybrid"  # whose β beta.yaml holds
+
+    @model_validator(mode="after")
+    def _check(self) -> "GenerationSearchParams":
+        unknown = sorted(set(self.categories) - set(ALL_CLASSES))
+        if unknown:
+            raise ValueError(f"unknown categories {unknown}; known: {list(ALL_CLASSES)}")
+        if len(self.categories) < 2:
+            raise ValueError("categories: at least two classes (the network is a classifier)")
+        if "test" in self.validation:
+            raise ValueError(f"validation: {self.validation!r} looks like a test split; L must come from val")
+        if self.chosen.removesuffix("_best") not in self.methods:
+            raise ValueError(f"chosen: {self.chosen} is not among methods {list(self.methods)}")
+        if "fixed" not in self.methods and set(self.hybrid_inits) - {"default"}:
+            raise ValueError("hybrid_inits best/median/worst need the fixed method")
+        return self
+
+
 class Params(Section):
     seed: Annotated[int, Field(ge=0)] = 0
     paths: PathsParams = PathsParams()
@@ -679,6 +757,7 @@ class Params(Section):
     adaptation: AdaptationParams = AdaptationParams()
     exemplar: ExemplarParams = ExemplarParams()
     viewpoint: ViewpointParams = ViewpointParams()
+    generation_search: GenerationSearchParams = GenerationSearchParams()
 
     @model_validator(mode="after")
     def _known_methods(self) -> "Params":

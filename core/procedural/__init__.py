@@ -27,7 +27,7 @@ from core.meshes import bake, normalize
 from core.procedural.furniture import build_bed, build_bookcase, build_chair, build_desk, build_diningtable, build_sofa
 from core.procedural.objects import build_bottle, build_tvmonitor
 from core.procedural.palette import assign_colors
-from core.procedural.parts import Part, Style
+from core.procedural.parts import Grammar, Part, Style, grammar_context
 from core.procedural.vehicles import (
     build_aeroplane,
     build_bicycle,
@@ -79,7 +79,7 @@ class ProceduralModel:
 
 
 def generate(category: str, index: int, seed: int = 0, *, part_colors: bool = True,
-             photos: Sequence[np.ndarray] = ()) -> ProceduralModel:
+             photos: Sequence[np.ndarray] = (), grammar: Grammar | None = None) -> ProceduralModel:
     """Model ``index`` of ``category``, deterministic in ``(seed, category, index)``.
 
     The rng is ``core.io.rng_for(seed, "procedural", category, index)``; it draws the
@@ -91,6 +91,10 @@ def generate(category: str, index: int, seed: int = 0, *, part_colors: bool = Tr
     photos: (H, W, 3) uint8 RGB images; when given, about half the parts (always the
         largest) get a texture cut from a random crop of a random photo, with UVs from a
         planar projection on the part's two largest bounding-box axes.
+    grammar: the class's shape-grammar parameters β (``core.procedural.parts.Grammar``);
+        its log-normal factors come from a separate ``rng_for(seed, "grammar", category,
+        index)``, so the model rng's draws stay aligned across grammar values. None (and
+        ``Grammar()``) give the default catalog's mesh.
 
     Raises ValueError for an unknown category (naming it and the known ones) or a photo
     that is not (H, W, 3) uint8.
@@ -98,7 +102,11 @@ def generate(category: str, index: int, seed: int = 0, *, part_colors: bool = Tr
     if category not in GENERATORS:
         raise ValueError(f"Unknown procedural category {category!r}: expected one of {', '.join(GENERATORS)}")
     rng = rng_for(seed, "procedural", category, int(index))
-    parts, style = GENERATORS[category](rng)
+    if grammar is None:
+        parts, style = GENERATORS[category](rng)
+    else:
+        with grammar_context(grammar, rng_for(seed, "grammar", category, int(index))):
+            parts, style = GENERATORS[category](rng)
     names = [name for name, _ in parts]
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -159,4 +167,4 @@ def apply_photo_textures(scene: trimesh.Scene, photos: Sequence[np.ndarray],
     return textured
 
 
-__all__ = ["GENERATORS", "ProceduralModel", "apply_photo_textures", "generate"]
+__all__ = ["GENERATORS", "Grammar", "ProceduralModel", "apply_photo_textures", "generate"]

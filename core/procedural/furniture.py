@@ -89,7 +89,7 @@ def build_chair(rng: np.random.Generator) -> tuple[list[Part], Style]:
         yb = sd / 2 - lt / 2
         back.append(box((-(sw / 2 - lt / 2), yb, sh + bh / 2), (lt, lt, bh)))
         back.append(box((sw / 2 - lt / 2, yb, sh + bh / 2), (lt, lt, bh)))
-        inner = sw - 2 * lt
+        inner = max(sw - 2 * lt, 0.02)
         if s["back_style"] == "solid":
             back.append(box((0, yb, sh + bh * 0.62), (inner, 0.025, bh * 0.7)))
         else:
@@ -98,7 +98,7 @@ def build_chair(rng: np.random.Generator) -> tuple[list[Part], Style]:
             for i in range(n):
                 if s["back_style"] == "slats":
                     x = -inner / 2 + (i + 0.5) * inner / n
-                    back.append(box((x, yb, sh + (bh - 0.08) / 2 + 0.04), (inner / n * 0.45, 0.02, bh - 0.16)))
+                    back.append(box((x, yb, sh + (bh - 0.08) / 2 + 0.04), (inner / n * 0.45, 0.02, max(bh - 0.16, 0.02))))
                 else:
                     z = sh + 0.1 + i * (bh - 0.2) / n
                     back.append(box((0, yb, z), (inner, 0.02, 0.035)))
@@ -144,7 +144,7 @@ def build_diningtable(rng: np.random.Generator) -> tuple[list[Part], Style]:
     leg_h = H - tt
     # legs sit inside the top's footprint; for ellipses, on the inscribed rectangle
     inset = 0.5 if shape == "rect" else 0.5 / np.sqrt(2)
-    lx, ly = L * inset - lt / 2 - 0.04, W * inset - lt / 2 - 0.04
+    lx, ly = max(L * inset - lt / 2 - 0.04, 0.1), max(W * inset - lt / 2 - 0.04, 0.1)
     if s["leg_style"] == "four":
         legs = [box((sx * lx, sy * ly, leg_h / 2), (lt, lt, leg_h)) for sx in (-1, 1) for sy in (-1, 1)]
         parts.append(("leg", concat(legs)))
@@ -204,7 +204,7 @@ def build_sofa(rng: np.random.Generator) -> tuple[list[Part], Style]:
     parts.append(("back", tilt_back(back, 6.0, (0, d / 2, leg_h))))
     for i in range(n):
         x = -inner / 2 + (i + 0.5) * sw
-        parts.append((f"seat_cushion_{i}", box((x, -0.02 - bt / 2 + 0.01, sh - ct / 2), (sw - 0.015, d - bt - 0.02, ct))))
+        parts.append((f"seat_cushion_{i}", box((x, -0.02 - bt / 2 + 0.01, sh - ct / 2), (sw - 0.015, max(d - bt - 0.02, 0.05), ct))))
         if s["has_back_cushions"]:
             cush = box((x, d / 2 - bt - 0.07, sh + bh * 0.45), (sw - 0.02, 0.15, bh * 0.85))
             parts.append((f"back_cushion_{i}", tilt_back(cush, 10.0, (0, d / 2 - bt, sh))))
@@ -333,8 +333,8 @@ def build_bookcase(rng: np.random.Generator) -> tuple[list[Part], Style]:
         books = []
         while x < x_end - 0.02:
             bw = float(rng.uniform(0.02, 0.05))
-            bh = float(min(gap_h - 0.02, rng.uniform(0.17, 0.32)))
-            bd = float(min(D - 0.03, rng.uniform(0.15, 0.24)))
+            bh = max(float(min(gap_h - 0.02, rng.uniform(0.17, 0.32))), 0.01)
+            bd = max(float(min(D - 0.03, rng.uniform(0.15, 0.24))), 0.01)
             book = box((x + bw / 2, -D / 2 + 0.015 + bd / 2, z0 + bh / 2), (bw * 0.97, bd, bh))
             rgb = np.array(book_colors[int(rng.integers(len(book_colors)))]) + rng.integers(-15, 16, size=3)
             book.visual.face_colors = np.concatenate([np.clip(rgb, 0, 255), [255]]).astype(np.uint8)

@@ -10,7 +10,11 @@ Section counts are kept low (16 round a cylinder) so a whole model stays under ~
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextvars
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import trimesh
@@ -21,6 +25,65 @@ ArrayLike3 = Sequence[float] | np.ndarray
 SECTIONS = 16
 
 
+# --- the shape grammar's parameters β (seed 002) ---
+
+
+# Valid range of each Grammar field (also the bounds of core.params.GrammarParams).
+GRAMMAR_RANGES: dict[str, tuple[float, float]] = {
+    "dim_log_mean": (-0.5, 0.5),
+    "dim_log_std": (0.0, 0.5),
+    "option_logit": (-4.0, 4.0),
+    "choice_temperature": (0.25, 4.0),
+}
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """Real-valued parameters of every class's shape grammar, applied by the style samplers
+    while :func:`grammar_context` is active. The defaults change nothing.
+
+    dim_log_mean, dim_log_std: every continuous draw of :func:`uniform` is multiplied by
+        ``exp(dim_log_mean + dim_log_std * z)``, ``z ~ N(0, 1)`` (a log-normal factor on
+        dimensions, fractions and angles alike); ``dim_log_mean`` in [-0.5, 0.5],
+        ``dim_log_std`` in [0, 0.5].
+    option_logit: added to the logit of every :func:`coin` probability (optional parts
+        present more often when > 0); in [-4, 4]. Probabilities 0 and 1 stay as they are.
+    choice_temperature: :func:`choice` draws with probabilities ``∝ p ** (1 / T)`` (flatter
+        when > 1, sharper when < 1; uniform options stay uniform); in [0.25, 4].
+
+    Raises ValueError naming the field and its value when one is out of range.
+    """
+
+    dim_log_mean: float = 0.0
+    dim_log_std: float = 0.0
+    option_logit: float = 0.0
+    choice_temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name, (lo, hi) in GRAMMAR_RANGES.items():
+            value = getattr(self, name)
+            if not lo <= value <= hi:
+                raise ValueError(f"Grammar.{name} = {value!r} is outside [{lo}, {hi}]")
+
+
+# The active grammar and the separate rng its log-normal factors are drawn from, or None.
+_ACTIVE: contextvars.ContextVar[tuple[Grammar, np.random.Generator] | None] = contextvars.ContextVar(
+    "procedural_grammar", default=None
+)
+
+
+@contextmanager
+def grammar_context(grammar: Grammar, rng: np.random.Generator) -> Iterator[None]:
+    """Apply ``grammar`` to the style samplers inside the block. The factors of
+    :func:`uniform` are drawn from ``rng``, never from the builder's rng, so the builder's
+    draws stay aligned whatever the grammar's values."""
+    token = _ACTIVE.set((grammar, rng))
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
 # --- style samplers: python scalars, rounded so the style dict is short and JSON-clean ---
 
 
@@ -28,7 +91,15 @@ SECTIONS = 16
 Style = dict[str, float | int | bool | str]
 
 def uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return round(float(rng.uniform(lo, hi)), 4)
+    """A float in ``[lo, hi)``, rounded to 4 decimals; under a grammar, times its log-normal
+    factor (one ``z`` drawn from the grammar's rng on every call)."""
+    value = float(rng.uniform(lo, hi))
+    active = _ACTIVE.get()
+    if active is not None:
+        grammar, grammar_rng = active
+        z = float(grammar_rng.standard_normal())
+        value *= math.exp(grammar.dim_log_mean + grammar.dim_log_std * z)
+    return round(value, 4)
 
 
 def integer(rng: np.random.Generator, lo: int, hi: int) -> int:
@@ -37,10 +108,21 @@ def integer(rng: np.random.Generator, lo: int, hi: int) -> int:
 
 
 def choice(rng: np.random.Generator, options: Sequence[str], p: Sequence[float] | None = None) -> str:
+    """One of ``options`` with probabilities ``p`` (None: uniform); under a grammar with
+    ``choice_temperature`` T != 1, with probabilities ``∝ p ** (1 / T)``."""
+    active = _ACTIVE.get()
+    if p is not None and active is not None and active[0].choice_temperature != 1.0:
+        q = np.asarray(p, dtype=float) ** (1.0 / active[0].choice_temperature)
+        p = q / q.sum()
     return str(options[int(rng.choice(len(options), p=p))])
 
 
 def coin(rng: np.random.Generator, p: float = 0.5) -> bool:
+    """True with probability ``p``; under a grammar with ``option_logit`` != 0, with
+    ``sigmoid(logit(p) + option_logit)`` (0 and 1 unchanged)."""
+    active = _ACTIVE.get()
+    if active is not None and active[0].option_logit != 0.0 and 0.0 < p < 1.0:
+        p = 1.0 / (1.0 + math.exp(-(math.log(p / (1.0 - p)) + active[0].option_logit)))
     return bool(rng.random() < p)
 
 

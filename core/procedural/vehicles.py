@@ -139,11 +139,11 @@ def build_bus(rng: np.random.Generator) -> tuple[list[Part], Style]:
         for z0, z1 in rows:
             for i in range(n):
                 yc = y0w + (i + 0.5) * pitch
-                panes.append(box((sx * (W / 2 + 0.005), yc, (z0 + z1) / 2), (0.03, pitch - 0.14, z1 - z0)))
+                panes.append(box((sx * (W / 2 + 0.005), yc, (z0 + z1) / 2), (0.03, max(pitch - 0.14, 0.05), max(z1 - z0, 0.05))))
         parts.append((f"window_{side}", concat(panes)))
         parts.append((f"stripe_{side}", box((sx * (W / 2 + 0.004), 0, zb + 0.45), (0.02, L - 0.1, 0.2))))
     # the door is on the vehicle's right, which is -x when it faces -y
-    parts.append(("door", box((-W / 2 - 0.01, yf + 0.75, (zb + 0.15 + rows[0][1]) / 2), (0.03, 0.95, rows[0][1] - zb - 0.15))))
+    parts.append(("door", box((-W / 2 - 0.01, yf + 0.75, (zb + 0.15 + rows[0][1]) / 2), (0.03, 0.95, max(rows[0][1] - zb - 0.15, 0.05)))))
     r = float(s["wheel_radius"])
     axle_ys = [yf + 2.2, yr - 2.8] + ([yr - 1.55] if int(s["axles"]) == 3 else [])
     for i, y in enumerate(axle_ys):
@@ -179,7 +179,7 @@ def build_train(rng: np.random.Generator) -> tuple[list[Part], Style]:
         "has_stripe": coin(rng, 0.6),
     }
     n, Lc, W, H = int(s["n_cars"]), float(s["car_length"]), float(s["width"]), float(s["height"])
-    nl = float(s["nose_length"])
+    nl = min(float(s["nose_length"]), 0.5 * Lc)
     gap = 0.8
     total = n * Lc + (n - 1) * gap
     zf, zs = 1.0, H - 0.55
@@ -212,12 +212,12 @@ def build_train(rng: np.random.Generator) -> tuple[list[Part], Style]:
                 parts.append((f"headlight_{side}", box((sx * W * 0.25, y0 - 0.01, z_light), (0.3, 0.04, 0.15))))
         # side windows, one part per side per car
         wy0 = body_start + 0.8
-        pitch = (y1 - 0.8 - wy0) / int(s["n_windows"])
+        pitch = max((y1 - 0.8 - wy0) / int(s["n_windows"]), 0.1)
         for side, sx in (("left", -1), ("right", 1)):
             panes = [box((sx * (W / 2 + 0.005), wy0 + (i + 0.5) * pitch, zs - 0.85), (0.03, pitch * 0.72, 0.75))
                      for i in range(int(s["n_windows"]))]
             parts.append((f"window_car{c}_{side}", concat(panes)))
-            parts.append((f"door_car{c}_{side}", box((sx * (W / 2 + 0.006), y1 - 0.45, (zf + zs) / 2 - 0.2), (0.03, 0.7, zs - zf - 0.6))))
+            parts.append((f"door_car{c}_{side}", box((sx * (W / 2 + 0.006), y1 - 0.45, (zf + zs) / 2 - 0.2), (0.03, 0.7, max(zs - zf - 0.6, 0.1)))))
             if s["has_stripe"]:
                 parts.append((f"stripe_car{c}_{side}", box((sx * (W / 2 + 0.004), (body_start + y1) / 2, zf + 0.45), (0.02, y1 - body_start, 0.3))))
         parts.append((f"skirt_car{c}", box((0, (body_start + y1) / 2, zf - 0.1), (W * 0.9, y1 - body_start - 0.2, 0.2))))
@@ -226,7 +226,7 @@ def build_train(rng: np.random.Generator) -> tuple[list[Part], Style]:
             wheels = [cylinder_x((sx * 0.72, yb + dy, 0.45), 0.45, 0.14, sections=12) for sx in (-1, 1) for dy in (-0.85, 0.85)]
             parts.append((f"wheel_car{c}_{b}", concat(wheels)))
         if c > 0:
-            parts.append((f"coupler_car{c}", box((0, y0 - gap / 2, (zf + zs) / 2), (W * 0.6, gap + 0.2, zs - zf - 0.3))))
+            parts.append((f"coupler_car{c}", box((0, y0 - gap / 2, (zf + zs) / 2), (W * 0.6, gap + 0.2, max(zs - zf - 0.3, 0.1)))))
     if s["has_pantograph"]:
         yp = -total / 2 + nl + Lc * 0.45
         base = box((0, yp, H + 0.08), (1.0, 1.0, 0.16))
@@ -284,7 +284,7 @@ def build_aeroplane(rng: np.random.Generator) -> tuple[list[Part], Style]:
     parts.append(("tail_cone", hull(np.concatenate(tail))))
     parts.append(("cockpit", ellipsoid((0, yf + nl * 0.8, R * 0.55), (R * 0.6, R * 0.45, R * 0.28), 1)))
     for side, sx in (("left", -1), ("right", 1)):
-        parts.append((f"window_{side}", box((sx * R * 0.955, (yf + nl + yr - tl) / 2, 0.3 * R), (0.06 * R, Lf - nl - tl - 2 * R, 0.12 * R))))
+        parts.append((f"window_{side}", box((sx * R * 0.955, (yf + nl + yr - tl) / 2, 0.3 * R), (0.06 * R, max(Lf - nl - tl - 2 * R, 0.1 * R), 0.12 * R))))
     # wings
     span2 = Lf * float(s["wingspan"]) / 2
     c_root = Lf * 0.17 if engines != "prop" else Lf * 0.13
@@ -403,10 +403,10 @@ def build_boat(rng: np.random.Generator) -> tuple[list[Part], Style]:
     for side, sx in (("left", -1), ("right", 1)):
         zw = D + 0.55 * ch
         xw = sx * (cw / 2 - (cw / 2 - cw * 0.45) * 0.55)
-        parts.append((f"window_{side}", box((xw + sx * 0.02, (yc0 + rake + yc1) / 2, zw), (0.04, (yc1 - yc0 - rake) * 0.7, 0.25 * ch))))
+        parts.append((f"window_{side}", box((xw + sx * 0.02, (yc0 + rake + yc1) / 2, zw), (0.04, max((yc1 - yc0 - rake) * 0.7, 0.05), 0.25 * ch))))
     if s["has_flybridge"]:
         yb = yc0 + rake + 0.3
-        parts.append(("flybridge", box((0, (yb + yc1) / 2, D + ch + 0.25), (cw * 0.8, (yc1 - yb) * 0.8, 0.5))))
+        parts.append(("flybridge", box((0, (yb + yc1) / 2, D + ch + 0.25), (cw * 0.8, max((yc1 - yb) * 0.8, 0.05), 0.5))))
         parts.append(("windscreen_flybridge", box((0, yb + 0.1 * (yc1 - yb) - 0.02, D + ch + 0.65), (cw * 0.7, 0.04, 0.3))))
     if sail:
         mh = float(s["mast_height"]) * L
@@ -444,6 +444,7 @@ def build_bicycle(rng: np.random.Generator) -> tuple[list[Part], Style]:
         "tyre_width": uniform(rng, 0.018, 0.035),
     }
     r, wb = float(s["wheel_radius"]), float(s["wheelbase"])
+    tw = min(float(s["tyre_width"]), 0.3 * r)
     tube = 0.017
     fa = np.array([0.0, -wb / 2, r])          # front axle
     ra = np.array([0.0, wb / 2, r])           # rear axle
@@ -455,11 +456,11 @@ def build_bicycle(rng: np.random.Generator) -> tuple[list[Part], Style]:
     ht = hb + head_dir * 0.16
     parts: list[Part] = []
     for name, c in (("front", fa), ("rear", ra)):
-        parts.append((f"tyre_{name}", torus_x(c, r - float(s["tyre_width"]), float(s["tyre_width"]))))
+        parts.append((f"tyre_{name}", torus_x(c, r - tw, tw)))
         spokes = []
         for k in range(int(s["n_spokes"])):
             a = np.pi * k / int(s["n_spokes"])
-            d = np.array([0.0, np.cos(a), np.sin(a)]) * (r - 1.6 * float(s["tyre_width"]))
+            d = np.array([0.0, np.cos(a), np.sin(a)]) * (r - 1.6 * tw)
             spokes.append(cylinder(c - d, c + d, 0.003, 4))
         parts.append((f"spoke_{name}", concat(spokes)))
         parts.append((f"hub_{name}", cylinder_x(c, 0.025, 0.1, 8)))
@@ -531,7 +532,7 @@ def build_motorbike(rng: np.random.Generator) -> tuple[list[Part], Style]:
         "has_windscreen": kind == "sport" or (kind == "cruiser" and coin(rng, 0.5)),
     }
     r, wb, sh = float(s["wheel_radius"]), float(s["wheelbase"]), float(s["seat_height"])
-    tyre = 0.06 if kind != "dirt" else 0.045
+    tyre = min(0.06 if kind != "dirt" else 0.045, 0.3 * r)
     fa = np.array([0.0, -wb / 2, r])
     ra = np.array([0.0, wb / 2, r])
     parts: list[Part] = []
