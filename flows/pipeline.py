@@ -35,6 +35,8 @@ log = logging.getLogger("cad2real.pipeline")
 RETRIES = 2
 # Stages whose failure is deterministic (a verdict on the data): retrying only wastes time.
 NO_RETRY = frozenset({"validate"})
+# Stages the main job leaves out: the generation search has its own flow (flows/generation.py).
+SEARCH_STAGES = frozenset({"optimize_generation"})
 
 
 class StageFailed(RuntimeError):
@@ -54,13 +56,16 @@ def venv_env() -> dict[str, str]:
 
 
 def stages(dvc_yaml: Path = Path("dvc.yaml"), methods: list[str] | None = None,
-           params_yaml: Path | None = None) -> list[str]:
+           params_yaml: Path | None = None, search: bool = False) -> list[str]:
     """The stage names of ``dvc.yaml`` in file order (= DAG order), matrix stages expanded
     as DVC names them (``train@gmcml``) over ``train.methods`` of ``params_yaml``
-    (default: beside ``dvc.yaml``); with ``methods``, only those methods' items."""
+    (default: beside ``dvc.yaml``); with ``methods``, only those methods' items. The
+    generation search (:data:`SEARCH_STAGES`) only with ``search``."""
     params = load_params(params_yaml or dvc_yaml.with_name("params.yaml"))
     names: list[str] = []
     for name, spec in yaml.safe_load(dvc_yaml.read_text())["stages"].items():
+        if name in SEARCH_STAGES and not search:
+            continue
         if "matrix" not in spec:
             names.append(name)
             continue
@@ -96,10 +101,11 @@ def run_streaming(cmd: list[str], cwd: str, env: dict[str, str]) -> tuple[int, s
 
 
 @task(retries=RETRIES, retry_delay_seconds=backoff(10.0))
-def run_stage(stage: str, root: str) -> dict[str, Any]:
-    """``dvc repro --single-item <stage>`` in ``root``: whether it ran, and how long it took."""
+def run_stage(stage: str, root: str, single_item: bool = True) -> dict[str, Any]:
+    """``dvc repro --single-item <stage>`` in ``root`` (without ``single_item``: with the
+    stages it depends on): whether it ran, and how long it took."""
     logger = get_run_logger()
-    cmd = [dvc_executable(), "repro", "--single-item", stage]
+    cmd = [dvc_executable(), "repro", *(["--single-item"] if single_item else []), stage]
     env = venv_env()
     start = time.perf_counter()
     returncode, output = run_streaming(cmd, root, env)

@@ -27,6 +27,7 @@ def sh(cwd: Path, *args: str) -> str:
 
 VIEWPOINT_STAGES = ("viewpoint_features", "train_viewpoint_detector", "train_viewpoint", "evaluate_viewpoint")
 SEED_004_STAGES = ("proxy_detection", "view_features", "train_adaptation", "retrieval", "exemplar", *VIEWPOINT_STAGES)
+SEARCH_STAGES = ("optimize_generation",)  # seed 002's search: its own test (tests/integration/test_generation_flow.py)
 
 
 def make_repo(path: Path, overrides: dict | None = None, drop_stages: tuple[str, ...] = ()) -> Path:
@@ -49,7 +50,7 @@ def make_repo(path: Path, overrides: dict | None = None, drop_stages: tuple[str,
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    path = make_repo(tmp_path_factory.mktemp("dvc") / "repo")
+    path = make_repo(tmp_path_factory.mktemp("dvc") / "repo", drop_stages=SEARCH_STAGES)
     sh(path, "dvc", "repro")
     return path
 
@@ -246,8 +247,9 @@ def test_same_params_give_byte_identical_outputs(tmp_path: Path):
     """Determinism: two repositories with the same params (one and two render workers)
     produce the same manifests and image bytes in every stage."""
     # the viewpoint stages' determinism is the training loop's (seeded), checked once in the module's repo
-    a = make_repo(tmp_path / "a", drop_stages=VIEWPOINT_STAGES)
-    b = make_repo(tmp_path / "b", {"render": {**small_params_raw()["render"], "workers": 1}}, drop_stages=VIEWPOINT_STAGES)
+    a = make_repo(tmp_path / "a", drop_stages=(*VIEWPOINT_STAGES, *SEARCH_STAGES))
+    b = make_repo(tmp_path / "b", {"render": {**small_params_raw()["render"], "workers": 1}},
+                  drop_stages=(*VIEWPOINT_STAGES, *SEARCH_STAGES))
     sh(a, "dvc", "repro")
     sh(b, "dvc", "repro")
     for stage, column in (("catalog", "path"), ("renders", "rgb"), ("composites", "image"),

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, small_params_raw
-from tests.integration.test_dvc_pipeline import SEED_004_STAGES, VIEWPOINT_STAGES, make_repo, sh
+from tests.integration.test_dvc_pipeline import SEARCH_STAGES, SEED_004_STAGES, VIEWPOINT_STAGES, make_repo, sh
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ def runs(uri: str):
 def test_dvc_yaml_lists_stages_in_dag_order():
     from flows.pipeline import stages
 
-    order = stages(ROOT / "dvc.yaml")
+    order = stages(ROOT / "dvc.yaml", search=True)
     dot = subprocess.run([str(Path(sys.executable).with_name("dvc")), "dag", "--dot"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
     edges = re.findall(r'"([\w@]+)" -> "([\w@]+)"', dot)
@@ -140,7 +140,7 @@ def test_a_corrupt_manifest_stops_the_flow_before_training(tmp_path_factory, mlf
 
     from flows.pipeline import StageFailed, pipeline
 
-    repo = make_repo(tmp_path_factory.mktemp("corrupt") / "repo", drop_stages=VIEWPOINT_STAGES)
+    repo = make_repo(tmp_path_factory.mktemp("corrupt") / "repo", drop_stages=(*VIEWPOINT_STAGES, *SEARCH_STAGES))
     sh(repo, "dvc", "repro")
     model = repo / "data/models/baseline/weights.npz"
     trained_at = model.stat().st_mtime_ns
@@ -215,7 +215,7 @@ def test_checkout_restores_the_exact_data_of_an_earlier_run(tmp_path_factory, ml
     from flows.pipeline import pipeline
 
     base = tmp_path_factory.mktemp("checkout")
-    repo = make_repo(base / "repo", drop_stages=SEED_004_STAGES)  # what is restored is the same for every stage
+    repo = make_repo(base / "repo", drop_stages=(*SEED_004_STAGES, *SEARCH_STAGES))  # what is restored is the same for every stage
     sh(repo, "dvc", "remote", "add", "-d", "local", str(base / "remote"))
     sh(repo, "git", "commit", "-qam", "DVC remote")
 
@@ -302,3 +302,64 @@ def test_training_stages_run_as_flow_runs_of_the_training_deployment(harness, tm
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(result["flow_run"])
     assert run.state.is_completed() and run.parameters["stages"] == ["train@baseline"]
+
+
+def test_generation_flow_searches_beta_then_runs_the_pipeline_with_it(tmp_path_factory, mlflow_uri):
+    """Seed 002's flow on the small profile: `dvc repro optimize_generation` (the hybrid
+    gradient and the three baselines), every outer step in MLflow, then `dvc exp run` of
+    the render/composite stages with the found β."""
+    import json
+
+    import pandas as pd
+
+    from flows.generation import generation_search
+
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    keep = {"catalog", "render", "composite", "proxy_real", "optimize_generation"}
+    repo = make_repo(tmp_path_factory.mktemp("generation") / "repo", drop_stages=tuple(set(spec) - keep))
+    out = generation_search(root=str(repo), targets=["composite"], experiment_name="found-beta",
+                            retry_delay_seconds=0.1)
+    beta = out["beta"]
+    assert {"catalog.procedural.grammar.chair.dim_log_std", "catalog.procedural.grammar.bookcase.option_logit",
+            "render.distance.lo", "composite.object_blur_sigma.hi"} <= set(beta)
+    assert beta == yaml.safe_load((repo / "data/generation/beta.yaml").read_text())
+
+    values = json.loads((repo / "metrics/optimize_generation.json").read_text())
+    steps = small_params_raw()["generation_search"]["steps"]
+    assert {"hybrid", "random_search", "evolution", "fixed_best", "fixed_median", "fixed_worst",
+            "hybrid_from_best"} <= set(values["runs"])
+    hybrid = values["runs"]["hybrid"]
+    # Every searching method is charged the same samples: (2m + 1) k batch per outer step.
+    assert hybrid["samples"] == values["runs"]["random_search"]["samples"] == values["runs"]["evolution"]["samples"] \
+        == steps * (2 * 2 + 1) * 2 * 2
+    assert hybrid["cpu_s"] > 0 and hybrid["wall_s"] > 0 and values["hybrid_seconds_per_outer_step"]["max"] > 0
+    assert set(values["final"]) == {"default", "hybrid", "random_search", "evolution", "fixed_best"}
+    assert values["runs"]["target_less_compute"]["met"] in (True, False)
+    assert values["validation"]["domain"] in ("real", "proxy-real (synthetic)")
+    report = (repo / "reports/optimize_generation.md").read_text()
+    assert "seed 002 Fig. 4" in report and "Table 1" in report and values["validation"]["name"] in report
+    history = pd.read_csv(repo / "plots/optimize_generation/history.csv")
+    assert len(history) == steps + 1 and history["hybrid.samples"].iloc[-1] == hybrid["samples"]
+    assert (repo / "plots/optimize_generation/val_loss_vs_cpu.png").is_file()
+
+    # MLflow: every outer step of every method (L, β, CPU and wall time), the report and β.
+    client, found = runs(mlflow_uri)
+    parent = [r for r in found if r.data.tags.get("cad2real.kind") == "pipeline"][-1]
+    assert parent.info.run_name == "generation_search" and parent.info.status == "FINISHED"
+    assert "beta.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    stage_run = next(r for r in found if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id)
+    for metric in ("optimize_generation.hybrid.val_loss", "optimize_generation.evolution.cpu_s",
+                   "optimize_generation.random_search.wall_s",
+                   "optimize_generation.hybrid.beta.render.distance.lo"):
+        assert len(client.get_metric_history(stage_run.info.run_id, metric)) == steps + 1, metric
+    assert "optimize_generation.md" in {a.path for a in client.list_artifacts(stage_run.info.run_id)}
+
+    # The experiment: params carry β, the catalog's models were built with its grammar.
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    grammar = params["catalog"]["procedural"]["grammar"]["chair"]
+    assert grammar["dim_log_std"] == pytest.approx(beta["catalog.procedural.grammar.chair.dim_log_std"])
+    catalog = pd.read_parquet(repo / "data/catalog/manifest.parquet")
+    chairs = catalog.loc[catalog["category"] == "chair", "original_path"]
+    assert chairs.str.contains("dim_log_std=").all()
+    assert (repo / "data/composites/manifest.parquet").is_file()
+    assert "found-beta" in sh(repo, "dvc", "exp", "list")
