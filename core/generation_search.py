@@ -43,6 +43,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -180,9 +181,8 @@ class Generator:
     """
 
     def __init__(self, base: Params, space: BetaSpace, image_size: int, seed: int):
-        from core import rendering
+        from core import geometry, rendering
         from core.backgrounds import load_backgrounds
-        from stages.render import load_prior
 
         self.base_raw = base.model_dump(mode="json")
         self.space, self.size, self.seed = space, image_size, seed
@@ -192,7 +192,11 @@ class Generator:
         self.backgrounds = load_backgrounds(base.composite.backgrounds, base.seed)
         if not self.backgrounds:
             raise ValueError("generation_search: no backgrounds (composite.backgrounds gives none)")
-        self.prior = load_prior(base.render)
+        vp = base.render.viewpoint_prior  # as the render stage: a missing optional file = the icosphere
+        found = vp.kind != "none" and (vp.required or Path(vp.path).is_file())
+        self.prior = geometry.ViewpointPrior.from_params(vp) if found else None
+        if vp.kind != "none" and not found:
+            log.warning("skipped: viewpoint prior not found at %s; views stay on the icosphere", vp.path)
         self._params: dict[bytes, Params] = {}
         self.samples = 0  # f evaluations so far: the budget every method is charged in
 
@@ -476,19 +480,13 @@ def run_method(method: str, gen: Generator, net: SearchNet, val: ValSet, u0: np.
     return trace
 
 
-def fit_head(feats: torch.Tensor, labels: torch.Tensor, n_classes: int, seed: int, epochs: int = 200,
-             lr: float = 0.05, weight_decay: float = 1e-3) -> Weights:
-    """A linear softmax head trained to convergence (full-batch Adam) on fixed features:
-    the final model of one β, trained from scratch for the test comparison."""
-    torch.manual_seed(seed)
-    w = (torch.zeros(n_classes, feats.shape[1], requires_grad=True), torch.zeros(n_classes, requires_grad=True))
-    opt = torch.optim.Adam(w, lr=lr, weight_decay=weight_decay)
-    with torch.enable_grad():
-        for _ in range(epochs):
-            opt.zero_grad()
-            train_loss(w, feats, labels).backward()
-            opt.step()
-    return (w[0].detach(), w[1].detach())
+def fit_ncm(feats: torch.Tensor, labels: torch.Tensor, n_classes: int) -> Weights:
+    """Nearest class mean on the cosine (the pipeline's default frozen-feature head): the
+    final model of one β, fitted from scratch for the test comparison, nothing to tune.
+    Logits are ``FEATURE_SCALE * cos`` to the unit class means."""
+    means = torch.stack([F.normalize(feats[labels == c].mean(0), dim=0) if (labels == c).any()
+                         else torch.zeros(feats.shape[1]) for c in range(n_classes)])
+    return means, torch.zeros(n_classes)
 
 
 def fixed_ranking(traces: Sequence[Trace]) -> dict[str, Trace]:
@@ -498,4 +496,4 @@ def fixed_ranking(traces: Sequence[Trace]) -> dict[str, Trace]:
 
 
 __all__ = ["BetaSpace", "Budget", "Component", "Generator", "IKEA_CLASSES", "RMSprop", "SearchNet", "Trace",
-           "ValSet", "fit_head", "fixed_ranking", "hybrid_gradient", "run_method", "train_loss", "unroll"]
+           "ValSet", "fit_ncm", "fixed_ranking", "hybrid_gradient", "run_method", "train_loss", "unroll"]

@@ -89,16 +89,17 @@ def render(rows: list[dict[str, Any]], command: str, today: date | None = None) 
     return "\n".join(lines)
 
 
-# Seed 004's tables, written by their stages (reports/<stage>.md from metrics/<stage>.json).
-SEED_004_SECTIONS = (("retrieval", "Retrieval of rendered views (seed 004 §3.2-3.3, Table 3.5's shape)"),
-                     ("exemplar", "Exemplar detection (seed 004 §4.3-4.4, Tables 4.2-4.3 and Fig. 4.8-4.9's shapes)"),
-                     ("evaluate_viewpoint", "Viewpoint estimation (seed 004 §5.3-5.5, Tables 5.1-5.2's shapes)"))
+# The tables of seeds 004 and 002, written by their stages (reports/<stage>.md from metrics/<stage>.json).
+STAGE_SECTIONS = (("retrieval", "Retrieval of rendered views (seed 004 §3.2-3.3, Table 3.5's shape)"),
+                  ("exemplar", "Exemplar detection (seed 004 §4.3-4.4, Tables 4.2-4.3 and Fig. 4.8-4.9's shapes)"),
+                  ("evaluate_viewpoint", "Viewpoint estimation (seed 004 §5.3-5.5, Tables 5.1-5.2's shapes)"),
+                  ("optimize_generation", "Learning the generation parameters (seed 002 §4-5: Fig. 4, Tables 1-2's shapes)"))
 
 
-def seed_004_sections(reports_dir: Path) -> str:
-    """The retrieval and exemplar-detection reports, when their stages have run."""
+def stage_sections(reports_dir: Path) -> str:
+    """The reports of the stages of :data:`STAGE_SECTIONS`, when they have run."""
     lines = []
-    for stage, title in SEED_004_SECTIONS:
+    for stage, title in STAGE_SECTIONS:
         report = reports_dir / f"{stage}.md"
         lines += ["", f"## {title}", ""]
         if report.is_file():
@@ -113,6 +114,6 @@ def write_results(metrics_dir: Path, methods: Sequence[str], out: Path, command:
                   reports_dir: Path | None = None) -> Path:
     text = render(collect(metrics_dir, methods), command)
     if reports_dir is not None:
-        text += seed_004_sections(reports_dir)
+        text += stage_sections(reports_dir)
     out.write_text(text)
     return out

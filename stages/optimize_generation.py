@@ -8,9 +8,9 @@ median and worst fixed β), basic random search and an evolution strategy from t
 hand-set β. L is the class-balanced cross-entropy on ``generation_search.validation``
 (IKEA ``val``; the proxy-real set, SYNTHETIC, when it is missing).
 
-Then each method's final β (and the hand-set one) gets a fresh model: a linear head on
-the frozen features of ``final_samples`` samples of f(β), scored on the validation and
-test splits (Fig. 4's and Table 2's comparison on this pipeline's task).
+Then each method's final β (and the hand-set one) gets a fresh model: the nearest class
+mean of the frozen features of ``final_samples`` samples of f(β), scored on the validation
+and test splits (Fig. 4's and Table 2's comparison on this pipeline's task).
 
 Writes ``${paths.generation}/beta.yaml`` (the chosen method's β as dotted params keys:
 ``dvc exp run -S '++key=value'`` for each line, or ``python -m flows.generation``),
@@ -165,15 +165,15 @@ def write_history(folder: Path, traces: dict[str, gs.Trace], space: gs.BetaSpace
 
 def final_models(params: Params, gen: gs.Generator, net: gs.SearchNet, betas: dict[str, np.ndarray],
                  splits: dict[str, gs.ValSet]) -> dict[str, dict[str, float]]:
-    """A fresh head per β on ``final_samples`` samples of f(β) (the same seeds for every β),
-    scored on each split."""
+    """A fresh nearest-class-mean head per β on ``final_samples`` samples of f(β) (the same
+    seeds for every β), scored on each split."""
     p = params.generation_search
     n = len(p.categories)
     rs = [10**9 + i for i in range(p.final_samples)]
     out = {}
     for name, u in tqdm(betas.items(), desc="final models", unit="beta"):
         images, labels = gen.batch(u, rs)
-        w = gs.fit_head(net.features_of(images), torch.from_numpy(labels), n, params.seed)
+        w = gs.fit_ncm(net.features_of(images), torch.from_numpy(labels), n)
         scores: dict[str, float] = {}
         for split_name, split in splits.items():
             acc, mean = split.accuracy(w)
@@ -212,7 +212,7 @@ def report(values: dict[str, Any], space: gs.BetaSpace) -> str:
     final = values.get("final", {})
     if final:
         splits = sorted({k.rsplit(".", 2)[0] for s in final.values() for k in s})
-        lines += ["", "### A fresh model per β (linear head on the frozen features of "
+        lines += ["", "### A fresh model per β (nearest class mean on the frozen features of "
                   f"{values['final_samples']} samples of f(β), same seeds for every β)", ""]
         header = ["β of"] + [f"{s} {m}" for s in splits for m in ("acc.", "per-class")]
         rows = [[name] + [f"{100 * sc[f'{s}.{m}']:.1f}%" for s in splits for m in ("accuracy", "mean_class_accuracy")]

@@ -49,10 +49,11 @@ def make_repo(path: Path, overrides: dict | None = None, drop_stages: tuple[str,
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    path = make_repo(tmp_path_factory.mktemp("dvc") / "repo", drop_stages=SEARCH_STAGES)
-    sh(path, "dvc", "repro")
-    return path
+def repo(tmp_path_factory, built_pipeline: Path) -> Path:
+    """The session's built pipeline, copied: this module's last tests change it."""
+    from tests.integration.conftest import copy_repo
+
+    return copy_repo(built_pipeline, tmp_path_factory.mktemp("dvc") / "repo")
 
 
 def test_repro_produces_every_output(repo: Path):
@@ -243,14 +244,13 @@ def test_exp_run_with_set_param(repo: Path):
     assert "views_per_model: 2" in (repo / "params.yaml").read_text()
 
 
-def test_same_params_give_byte_identical_outputs(tmp_path: Path):
+def test_same_params_give_byte_identical_outputs(tmp_path: Path, built_pipeline: Path):
     """Determinism: two repositories with the same params (one and two render workers)
     produce the same manifests and image bytes in every stage."""
     # the viewpoint stages' determinism is the training loop's (seeded), checked once in the module's repo
-    a = make_repo(tmp_path / "a", drop_stages=(*VIEWPOINT_STAGES, *SEARCH_STAGES))
+    a = built_pipeline  # two render workers (the small profile's)
     b = make_repo(tmp_path / "b", {"render": {**small_params_raw()["render"], "workers": 1}},
                   drop_stages=(*VIEWPOINT_STAGES, *SEARCH_STAGES))
-    sh(a, "dvc", "repro")
     sh(b, "dvc", "repro")
     for stage, column in (("catalog", "path"), ("renders", "rgb"), ("composites", "image"),
                           ("adaptation_pairs", "render"), ("proxy_real", "image"), ("proxy_detection", "image")):

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, small_params_raw
-from tests.integration.test_dvc_pipeline import SEARCH_STAGES, SEED_004_STAGES, VIEWPOINT_STAGES, make_repo, sh
+from tests.integration.test_dvc_pipeline import SEARCH_STAGES, SEED_004_STAGES, make_repo, sh
 
 pytestmark = pytest.mark.integration
 
@@ -133,15 +133,15 @@ def test_flow_runs_every_stage_and_tracks_it(tmp_path_factory, mlflow_uri):
     assert len(client.search_model_versions("name = 'cad2real-classifier'")) == 1
 
 
-def test_a_corrupt_manifest_stops_the_flow_before_training(tmp_path_factory, mlflow_uri):
+def test_a_corrupt_manifest_stops_the_flow_before_training(tmp_path_factory, mlflow_uri, built_pipeline):
     """Bad data committed as a stage's output (`dvc commit`): the contracts fail, the flow
     stops at `validate`, training does not run, and the report is an MLflow artifact."""
     import pandas as pd
 
     from flows.pipeline import StageFailed, pipeline
+    from tests.integration.conftest import copy_repo
 
-    repo = make_repo(tmp_path_factory.mktemp("corrupt") / "repo", drop_stages=(*VIEWPOINT_STAGES, *SEARCH_STAGES))
-    sh(repo, "dvc", "repro")
+    repo = copy_repo(built_pipeline, tmp_path_factory.mktemp("corrupt") / "repo")
     model = repo / "data/models/baseline/weights.npz"
     trained_at = model.stat().st_mtime_ns
     manifest = repo / "data/renders/manifest.parquet"
