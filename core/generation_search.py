@@ -50,7 +50,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.params import IKEA_CLASSES, Params, apply_overrides, parse_params
+from core import compositing, geometry, rendering
+from core.io import rng_for
+from core.params import IKEA_CLASSES, CompositeParams, Params, apply_overrides, parse_params
+from core.procedural import generate
 from core.procedural.parts import GRAMMAR_RANGES
 
 log = logging.getLogger("cad2real.generation_search")
@@ -181,7 +184,6 @@ class Generator:
     """
 
     def __init__(self, base: Params, space: BetaSpace, image_size: int, seed: int):
-        from core import geometry, rendering
         from core.backgrounds import load_backgrounds
 
         self.base_raw = base.model_dump(mode="json")
@@ -197,33 +199,31 @@ class Generator:
         self.prior = geometry.ViewpointPrior.from_params(vp) if found else None
         if vp.kind != "none" and not found:
             log.warning("skipped: viewpoint prior not found at %s; views stay on the icosphere", vp.path)
-        self._params: dict[bytes, Params] = {}
+        self._params: dict[bytes, tuple[Params, CompositeParams]] = {}
         self.samples = 0  # f evaluations so far: the budget every method is charged in
 
     def close(self) -> None:
         self.renderer.close()
 
-    def params_for(self, u: np.ndarray) -> Params:
+    def params_for(self, u: np.ndarray) -> tuple[Params, CompositeParams]:
+        """The validated params of β = ``u``, and its composite section at ``image_size``."""
         key = np.round(self.space.clip(u), 10).tobytes()
         if key not in self._params:
             if len(self._params) > 256:
                 self._params.clear()
-            self._params[key] = self.space.params(self.base_raw, u)
+            p = self.space.params(self.base_raw, u)
+            self._params[key] = p, p.composite.model_copy(update={"image_size": self.size})
         return self._params[key]
 
     def sample(self, u: np.ndarray, r: int) -> tuple[np.ndarray, int]:
-        from core import compositing, geometry, rendering
-        from core.io import rng_for
-        from core.procedural import generate
-
-        p = self.params_for(u)
+        p, cp = self.params_for(u)
         label = r % len(self.space.categories)
         category = self.space.categories[label]
         rng = rng_for(self.seed, "generation_search", int(r))
         index = int(rng.integers(self.n_models))
         model = generate(category, index, p.seed, part_colors=p.catalog.procedural.part_colors,
                          grammar=p.catalog.procedural.grammar_for(category))
-        rp, cp = p.render, p.composite.model_copy(update={"image_size": self.size})
+        rp = p.render
         if self.prior is not None:
             self.prior.fraction = rp.viewpoint_prior.fraction
         directions = geometry.view_directions(rp, rng)
@@ -283,11 +283,12 @@ class ValSet:
     name: str
     domain: str
 
-    @property
-    def weights(self) -> torch.Tensor:
+    weights: torch.Tensor = field(init=False)  # per class: 1 / count, mean 1 over present classes
+
+    def __post_init__(self) -> None:
         counts = torch.bincount(self.labels, minlength=int(self.labels.max()) + 1).to(self.feats.dtype)
         w = torch.where(counts > 0, 1.0 / counts.clamp(min=1), torch.zeros_like(counts))
-        return w / w[counts > 0].mean()
+        self.weights = w / w[counts > 0].mean()
 
     def loss(self, w: Weights) -> torch.Tensor:
         """Class-balanced cross-entropy: each class weighs the same, like the per-class mean."""
@@ -398,7 +399,6 @@ class Trace:
     method: str
     rows: list[dict[str, Any]] = field(default_factory=list)
     u: np.ndarray | None = None
-    w: Weights | None = None
 
     def log(self, step: int, loss: float, acc: tuple[float, float], u: np.ndarray, samples: int,
             cpu: float, wall: float) -> None:
@@ -410,8 +410,6 @@ class Trace:
 
 def _seeds(seed: int, step: int, n: int) -> list[int]:
     """Seeds r of one outer step: fresh data every step, the same for every method."""
-    from core.io import rng_for
-
     rng = rng_for(seed, "generation_search_seeds", step)
     return [int(v) for v in rng.integers(0, 2**31 - 1, n)]
 
@@ -431,8 +429,6 @@ def run_method(method: str, gen: Generator, net: SearchNet, val: ValSet, u0: np.
 
     method: ``hybrid`` | ``random_search`` | ``evolution`` | ``fixed``.
     """
-    from core.io import rng_for
-
     rng = rng_for(seed, "generation_search_directions", method)
     trace = Trace(method)
     u, w = gen.space.clip(u0), net.init_weights(seed)
@@ -476,7 +472,7 @@ def run_method(method: str, gen: Generator, net: SearchNet, val: ValSet, u0: np.
                       time.process_time() - cpu0, time.perf_counter() - wall0)
         if progress is not None:
             progress()
-    trace.u, trace.w = u, w
+    trace.u = u
     return trace
 
 

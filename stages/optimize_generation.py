@@ -110,8 +110,7 @@ def summarise(traces: dict[str, gs.Trace], fixed_runs: list[gs.Trace]) -> dict[s
         out[name] = {"final_val_loss": last["val_loss"], "best_val_loss": best,
                      "final_val_mean_class_accuracy": last["val_mean_class_accuracy"],
                      "samples": last["samples"], "cpu_s": last["cpu_s"], "wall_s": last["wall_s"]}
-    baselines = {name: s for name, s in out.items()
-                 if name in ("random_search", "evolution") or name == "fixed_best"}
+    baselines = {name: s for name, s in out.items() if name in ("random_search", "evolution", "fixed_best")}
     target: dict[str, Any] = {"met": None}
     if "hybrid" in traces and baselines:
         best_name = min(baselines, key=lambda n: baselines[n]["best_val_loss"])
@@ -248,6 +247,8 @@ def run(params: Params) -> dict[str, Any]:
     space = gs.BetaSpace(p.categories)
     budget = gs.Budget(steps=p.steps, k=p.k, batch=p.batch, directions=p.directions, sigma=p.sigma,
                        inner_lr=p.inner_lr, beta_lr=p.beta_lr, rmsprop_decay=p.rmsprop_decay)
+    if p.test:
+        _dataset(params, p.test)  # a wrong name fails now, not after the search
     torch.manual_seed(params.seed)
     backbone, info = load_backbone(params.features, params.seed)
     net = gs.SearchNet(backbone, len(p.categories))
