@@ -38,19 +38,22 @@ def features(images: Sequence[np.ndarray], size: int) -> np.ndarray:
     return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
 
 
-def fit_softmax(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
-    """Multinomial logistic regression: minimise mean cross-entropy + l2/2 ||W||^2
-    (bias not penalised). Returns W (D, C) and b (C,)."""
+def fit_softmax(x: np.ndarray, y: np.ndarray, n_classes: int, l2: float, max_iter: int,
+                sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression: minimise the (``sample_weight``-weighted) mean
+    cross-entropy + l2/2 ||W||^2 (bias not penalised). Returns W (D, C) and b (C,)."""
     n, d = x.shape
     onehot = np.eye(n_classes)[y]
     x64 = x.astype(np.float64)
+    sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    sw = (sw / sw.sum())[:, None]
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         w, b = theta[: d * n_classes].reshape(d, n_classes), theta[d * n_classes :]
         logits = x64 @ w + b
         logp = log_softmax(logits, axis=1)
-        value = -(onehot * logp).sum() / n + 0.5 * l2 * (w * w).sum()
-        g = (np.exp(logp) - onehot) / n
+        value = -(sw * onehot * logp).sum() + 0.5 * l2 * (w * w).sum()
+        g = sw * (np.exp(logp) - onehot)
         grad = np.concatenate([(x64.T @ g + l2 * w).ravel(), g.sum(axis=0)])
         return float(value), grad
 

@@ -37,7 +37,7 @@ from scipy.io.matlab import mat_struct
 
 from core.geometry import wrap_deg
 from core.io import MANIFEST, read_manifest
-from core.params import ALL_CLASSES, IKEA_CLASSES, PASCAL3D_CLASSES
+from core.params import ALL_CLASSES, IKEA_CLASSES, PASCAL3D_CLASSES, EvalDatasetParams
 
 log = logging.getLogger("cad2real.evalsets")
 
@@ -695,6 +695,25 @@ LOADERS: Mapping[str, Callable[..., EvalSet]] = {
     "objectnet3d": load_objectnet3d,
     "voc": load_voc,
 }
+
+
+def open_evalset(d: EvalDatasetParams, proxy_real_root: str | Path) -> EvalSet:
+    """The dataset of one ``evaluate.datasets`` entry (raises DatasetNotFound when absent);
+    ``proxy_real_root`` is where a proxy_real entry without a root reads (paths.proxy_real)."""
+    root = Path(d.root) if d.root is not None else Path(proxy_real_root)
+    options: dict[str, Any] = {}
+    if d.kind == "ikea":
+        options = {"splits_csv": d.splits_csv, "split": d.split}
+    elif d.kind == "pascal3d":
+        options = {"subset": d.subset, "split": d.split or "val"}
+    elif d.kind == "objectnet3d":
+        options = {"split": d.split or "val"}
+    elif d.kind == "voc":
+        options = {"year": d.year, "split": d.split or "val"}
+    evalset = load_evalset(d.kind, root, **options)
+    if d.kind == "proxy_real" and d.split is not None:
+        evalset = evalset.split(d.split)
+    return evalset
 
 
 def load_evalset(kind: str, root: str | Path, **options: Any) -> EvalSet:

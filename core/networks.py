@@ -37,8 +37,11 @@ def build_network(arch: dict[str, Any], num_classes: int) -> torch.nn.Module:
         return ConjugateNet(rec, cls, feedback=arch["feedback"])
     if kind == "pretrained":
         make, alpha = BACKBONES[arch["backbone"]]
-        return FeatureClassifier(make(alpha=alpha, padding=arch["padding"]), num_classes, dropout=arch["dropout"],
-                                 head=arch.get("head", "linear"))
+        prior = arch.get("prior") or {}
+        backbone = make(alpha=alpha, num_classes=prior.get("imagenet_classes", 1001), padding=arch["padding"])
+        return FeatureClassifier(backbone, num_classes, dropout=arch["dropout"],
+                                 head=arch.get("head", "linear"), prior_columns=prior.get("columns"),
+                                 prior_weight=prior.get("weight", 1.0))
     raise ValueError(f"unknown architecture type {kind!r}")
 
 
@@ -66,9 +69,10 @@ class TorchPredictor:
         self.info = info
         self.size = int(info["input"]["size"])
         self.mean, self.std = float(info["input"]["mean"]), float(info["input"]["std"])
+        self.resize = str(info["input"].get("resize", "pad"))
 
     def batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        x = np.stack([to_input(im, self.size) for im in images]).astype(np.float32)
+        x = np.stack([to_input(im, self.size, self.resize) for im in images]).astype(np.float32)
         return torch.from_numpy(((x / 255.0 - self.mean) / self.std).transpose(0, 3, 1, 2).copy())
 
     @torch.no_grad()

@@ -126,7 +126,7 @@ class ProceduralParams(Section):
         return Grammar(**entry.model_dump())
 
 
-SourceKind = Literal["pascal3d", "objectnet3d", "shapenet_v1", "shapenet_v2", "modelnet", "folder"]
+SourceKind = Literal["pascal3d", "objectnet3d", "shapenet_v1", "shapenet_v2", "modelnet", "folder", "sweethome3d"]
 
 
 class CatalogSource(Section):
@@ -163,6 +163,8 @@ class CatalogParams(Section):
         CatalogSource(kind="objectnet3d", root=f"{SHARED_DATA}/objectnet3d_cad", class_map={"bookshelf": "bookcase"},
                       license="ObjectNet3D research use"),
         CatalogSource(kind="shapenet_v1", root=f"{SHARED_DATA}/shapenet_samples", license="ShapeNet terms of use"),
+        # Debian's sweethome3d-furniture (installed by `make setup`): real CC0/CC-BY furniture.
+        CatalogSource(kind="sweethome3d", root="/usr/share/sweethome3d/furniture", max_models_per_category=20),
     )
     min_faces: PositiveInt = 4
     max_faces: PositiveInt = 500_000
@@ -219,7 +221,7 @@ class RenderParams(Section):
     closeup_fraction: Probability = 0.15
     closeup_shift: NonNegFloat = 0.2
     closeup_distance_scale: Annotated[float, Field(gt=0.0, le=1.0)] = 0.7
-    style: Literal["grey", "part_colors", "textured"] = "part_colors"
+    style: Literal["grey", "part_colors", "textured"] = "textured"
     light: LightParams = LightParams()
     viewpoint_prior: ViewpointPriorParams = ViewpointPriorParams()
 
@@ -414,6 +416,17 @@ class ConjugateMethod(Section):
     early_stopping_patience: Annotated[int, Field(ge=0)] | None = None  # None: trainer's
 
 
+class SelfTrainingParams(Section):
+    """Self-training on unlabelled real photos (``adaptation.unlabelled_*``): the method's
+    model (head + ImageNet prior) pseudo-labels the photos, then a softmax head learns the
+    photos' pseudo-labels (each pseudo-class weighing the same) beside the composites'
+    true labels; it replaces the head. The photos' labels are never read."""
+
+    composite_weight: NonNegFloat = 0.3  # the composites' total weight next to the photos' (1)
+    c: Annotated[float, Field(gt=0.0)] = 0.3  # inverse L2 strength (scikit-learn's C)
+    prior_weight: NonNegFloat = 0.0  # the ImageNet prior added to the new head at inference
+
+
 class PretrainedMethod(Section):
     """ImageNet features (seed 003): a backbone from a local weights file, head on renders."""
 
@@ -433,6 +446,13 @@ class PretrainedMethod(Section):
     # cosine similarity (frozen mode: the means of the renders' features, only a softmax
     # temperature is trained), which weighs every class alike.
     head: Literal["linear", "ncm"] = "linear"
+    # Logit fusion with the ImageNet prior at inference: logits = head + prior_weight *
+    # log P_imagenet(class) (imagenet.label_map). The head trains on renders alone; 0 = off.
+    prior_weight: NonNegFloat = 0.0
+    resize: ResizeMode = "pad"  # how a photo becomes the square input (see ZeroShotMethod)
+    label_set: LabelSet | None = None  # the classes learned; None: trainer.label_set
+    # Adapt to unlabelled real photos after training (frozen only); null: synthetic only.
+    self_training: SelfTrainingParams | None = None
     epochs: PositiveInt | None = None
     early_stopping_patience: Annotated[int, Field(ge=0)] | None = None  # None: trainer's
 
@@ -440,10 +460,64 @@ class PretrainedMethod(Section):
     def _ncm_is_frozen(self) -> "PretrainedMethod":
         if self.head == "ncm" and self.mode != "frozen":
             raise ValueError(f"head: ncm needs mode: frozen (the class means of fixed features), got mode: {self.mode}")
+        if self.self_training is not None and self.mode != "frozen":
+            raise ValueError(f"self_training needs mode: frozen (features of fixed photos), got mode: {self.mode}")
         return self
 
 
-Method = Annotated[HogSoftmaxMethod | ClassifierMethod | ConjugateMethod | PretrainedMethod,
+# Each class's ImageNet classes (names as in the labels file: the whole line or its first
+# name), WordNet hyponyms of the class: the ImageNet classifier's probabilities of a class's
+# entries are summed (imagenet_zeroshot, and the prior of a pretrained method). A class
+# without an entry is "not applicable": never predicted by the ImageNet classifier.
+IMAGENET_LABEL_MAP: dict[str, tuple[str, ...]] = {
+    "aeroplane": ("airliner", "warplane"),
+    "bicycle": ("mountain bike", "bicycle-built-for-two"),
+    "boat": ("canoe", "catamaran", "container ship", "fireboat", "gondola", "lifeboat", "liner", "schooner",
+             "speedboat", "trimaran", "yawl"),
+    "bottle": ("beer bottle", "pill bottle", "pop bottle", "water bottle", "wine bottle"),
+    "bus": ("minibus", "school bus", "trolleybus"),
+    "car": ("beach wagon", "cab", "convertible", "jeep", "limousine", "minivan", "Model T", "racer", "sports car"),
+    "chair": ("barber chair", "folding chair", "rocking chair", "throne"),
+    "diningtable": ("dining table",),
+    "motorbike": ("moped", "motor scooter"),
+    "sofa": ("studio couch",),
+    "train": ("bullet train", "electric locomotive", "freight car", "passenger car", "steam locomotive"),
+    "tvmonitor": ("monitor", "screen", "television"),
+    "bed": ("four-poster", "crib", "cradle", "bassinet"),
+    "bookcase": ("bookcase",),
+    "desk": ("desk",),
+}
+ResizeMode = Literal["pad", "stretch"]
+
+
+class ImageNetParams(Section):
+    """The ImageNet classifier's class names and the map from our classes to them."""
+
+    labels: str = f"{SHARED_DATA}/weights/coral/imagenet_labels.txt"  # one name a line, as the weights' logits
+    label_map: dict[str, tuple[str, ...]] = IMAGENET_LABEL_MAP
+
+    @model_validator(mode="after")
+    def _known_classes(self) -> "ImageNetParams":
+        unknown = sorted(set(self.label_map) - set(ALL_CLASSES))
+        if unknown:
+            raise ValueError(f"label_map: {unknown} are not classes of the pipeline ({', '.join(ALL_CLASSES)})")
+        return self
+
+
+class ZeroShotMethod(Section):
+    """The reference to beat: the ImageNet classifier with ``imagenet.label_map``, no CAD and
+    no training (what a user without our renders would pick)."""
+
+    kind: Literal["imagenet_zeroshot"] = "imagenet_zeroshot"
+    backbone: Literal["mobilenet_v2", "mobilenet_v1_025"] = "mobilenet_v2"
+    weights: str | None = f"{SHARED_DATA}/weights/coral/mobilenet_v2_1.0_224_quant.tflite"
+    # How a photo becomes the square input: pad (reflect the shorter side, the composites'
+    # framing) or stretch (resize, aspect ratio lost; the usual ImageNet practice).
+    resize: ResizeMode = "stretch"
+    label_set: LabelSet | None = None  # the classes covered; None: trainer.label_set
+
+
+Method = Annotated[HogSoftmaxMethod | ClassifierMethod | ConjugateMethod | PretrainedMethod | ZeroShotMethod,
                    Field(discriminator="kind")]
 
 DEFAULT_METHODS: dict[str, Any] = {
@@ -460,6 +534,12 @@ DEFAULT_METHODS: dict[str, Any] = {
     "frozen_ncm_mobilenet_v2": PretrainedMethod(head="ncm"),
     "finetune_mobilenet_v2": PretrainedMethod(mode="finetune", image_size=128),
     "unfreeze_mobilenet_v2": PretrainedMethod(mode="unfreeze_after", image_size=128),
+    "imagenet_zeroshot": ZeroShotMethod(),
+    "frozen_ncm_prior_mobilenet_v2": PretrainedMethod(head="ncm", prior_weight=8.0, resize="stretch"),
+    "selftrained_mobilenet_v2": PretrainedMethod(head="ncm", prior_weight=8.0, resize="stretch",
+                                                 self_training=SelfTrainingParams()),
+    "frozen_ncm_pascal3d": PretrainedMethod(head="ncm", label_set="pascal3d"),
+    "imagenet_zeroshot_pascal3d": ZeroShotMethod(label_set="pascal3d"),
 }
 
 
@@ -469,7 +549,7 @@ class TrainParams(Section):
     is what ``make run`` trains."""
 
     methods: tuple[str, ...] = tuple(DEFAULT_METHODS)
-    default: tuple[str, ...] = ("gmcml", "frozen_ncm_mobilenet_v2")
+    default: tuple[str, ...] = ("gmcml", "frozen_ncm_prior_mobilenet_v2")
 
 
 EvalKind = Literal["proxy_real", "ikea", "pascal3d", "objectnet3d", "voc"]
@@ -499,6 +579,8 @@ class EvaluateParams(Section):
         EvalDatasetParams(name="proxy_real", kind="proxy_real"),
         *(EvalDatasetParams(name=f"ikea_{split}", kind="ikea", root=f"{SHARED_DATA}/ikea/IKEA",
                             splits_csv=f"{SHARED_DATA}/ikea/splits.csv", split=split) for split in ("val", "test")),
+        *(EvalDatasetParams(name=f"coco128_{part}", kind="voc", root=f"{SHARED_DATA}/coco128/{part}", split="test")
+          for part in ("train2017", "val2017")),
         *(EvalDatasetParams(name=f"pascal3d_{subset}_val", kind="pascal3d", root=f"{SHARED_DATA}/PASCAL3D+_release1.1",
                             subset=subset, split="val") for subset in ("imagenet", "pascal")),
     )
@@ -507,6 +589,14 @@ class EvaluateParams(Section):
     crop_context: NonNegFloat = 0.0  # relative margin added around a box before cropping
     batch_size: PositiveInt = 64
     reliability_bins: Annotated[int, Field(ge=2, le=100)] = 10
+
+    def dataset(self, name: str, where: str) -> EvalDatasetParams:
+        """The entry called ``name``; a ValueError naming ``where`` (the key that asked) if none."""
+        for d in self.datasets:
+            if d.name == name:
+                return d
+        raise ValueError(f"{where}: {name!r} is not an evaluate.datasets entry "
+                         f"(defined: {[d.name for d in self.datasets]})")
 
     @model_validator(mode="after")
     def _unique(self) -> "EvaluateParams":
@@ -596,6 +686,11 @@ class AdaptationParams(Section):
     momentum: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.9
     weight_decay: NonNegFloat = 5.0e-4
     val_models: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.15  # whole models held out: the val loss
+    # Unlabelled real photos for the methods that adapt to the user's domain (a pretrained
+    # method's self_training): a folder of images, else the images of an evaluate.datasets
+    # entry with its labels never read (never a test split). None of either: no adaptation.
+    unlabelled_dir: str | None = None
+    unlabelled_dataset: str | None = "ikea_val"
 
     @model_validator(mode="after")
     def _default_trained(self) -> "AdaptationParams":
@@ -749,6 +844,7 @@ class Params(Section):
     contracts: ContractsParams = ContractsParams()
     trainer: TrainerParams = TrainerParams()
     methods: dict[str, Method] = DEFAULT_METHODS
+    imagenet: ImageNetParams = ImageNetParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     promotion: PromotionParams = PromotionParams()

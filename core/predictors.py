@@ -128,12 +128,17 @@ def square_pad(image: np.ndarray) -> np.ndarray:
     return np.pad(image, pad + ((0, 0),) * (image.ndim - 2), mode=mode)
 
 
-def to_input(image: np.ndarray, size: int) -> np.ndarray:
-    """Any RGB/RGBA/grey uint8 image -> (size, size, 3) uint8, square-padded then resized."""
+def to_input(image: np.ndarray, size: int, resize: str = "pad") -> np.ndarray:
+    """Any RGB/RGBA/grey uint8 image -> (size, size, 3) uint8: square-padded then resized
+    (``resize="pad"``, the object keeps its aspect ratio as in the composites) or resized
+    directly (``"stretch"``, the usual ImageNet practice). Area interpolation when shrinking,
+    bilinear when enlarging."""
+    if resize not in ("pad", "stretch"):
+        raise ValueError(f"unknown resize mode {resize!r}: pad or stretch")
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
-    image = square_pad(image[:, :, :3])
-    interp = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
+    image = square_pad(image[:, :, :3]) if resize == "pad" else image[:, :, :3]
+    interp = cv2.INTER_AREA if max(image.shape[:2]) > size else cv2.INTER_LINEAR
     return cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=interp)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import pickle
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,31 @@ def imagenet_labels(path: str | Path) -> list[str]:
     if not labels:
         raise PretrainedError(f"{path}: the labels file is empty")
     return labels
+
+
+def label_map_columns(labels: list[str], label_map: dict[str, Sequence[str]], categories: Sequence[str],
+                      source: str = "imagenet.label_map") -> tuple[list[list[int]], list[str]]:
+    """Per category, the indices (into ``labels``) of its mapped ImageNet classes, and the
+    categories without an entry ("not applicable": an empty index list).
+
+    A name matches a labels line whole or its first comma-separated name ("crib" matches
+    "crib, cot"); a name that matches none is a PretrainedError naming ``source``.
+    """
+    index: dict[str, int] = {}
+    for i, line in enumerate(labels):
+        index.setdefault(line.strip(), i)
+        index.setdefault(line.split(",")[0].strip(), i)
+    columns, missing = [], []
+    for category in categories:
+        names = label_map.get(category, ())
+        unknown = [n for n in names if n not in index]
+        if unknown:
+            raise PretrainedError(f"{source}.{category}: {unknown} are not ImageNet class names of the "
+                                  f"labels file (e.g. {labels[1]!r}, {labels[-1]!r})")
+        columns.append(sorted({index[n] for n in names}))
+        if not names:
+            missing.append(category)
+    return columns, missing
 
 
 # -- TFLite ------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from core import metrics, plots
 from core.contracts import validate_evalset
-from core.evalsets import DatasetNotFound, EvalSet, crop_object, load_evalset
+from core.evalsets import DatasetNotFound, EvalSet, crop_object, open_evalset
 from core.io import atomic_dir, read_image, stable_hash, write_manifest, write_metrics
 from core.params import EvalDatasetParams, EvaluateParams, Params
 from core.predictors import Predictor, load_predictor
@@ -47,20 +47,7 @@ class ObjectRow:
 
 def open_dataset(d: EvalDatasetParams, params: Params) -> EvalSet:
     """The dataset of one ``evaluate.datasets`` entry (raises DatasetNotFound when absent)."""
-    root = Path(d.root) if d.root is not None else Path(params.paths.proxy_real)
-    options: dict[str, Any] = {}
-    if d.kind == "ikea":
-        options = {"splits_csv": d.splits_csv, "split": d.split}
-    elif d.kind == "pascal3d":
-        options = {"subset": d.subset, "split": d.split or "val"}
-    elif d.kind == "objectnet3d":
-        options = {"split": d.split or "val"}
-    elif d.kind == "voc":
-        options = {"year": d.year, "split": d.split or "val"}
-    evalset = load_evalset(d.kind, root, **options)
-    if d.kind == "proxy_real" and d.split is not None:
-        evalset = evalset.split(d.split)
-    return evalset
+    return open_evalset(d, params.paths.proxy_real)
 
 
 def select_objects(evalset: EvalSet, d: EvalDatasetParams, known: set[str]) -> tuple[list[ObjectRow], dict]:

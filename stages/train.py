@@ -13,6 +13,10 @@ history CSV, noise ratios, reconstruction grid, PCA of descriptors). Kinds:
   pairwise + triplet + softmax; eq. 8-9 coupled noise, or fixed noise for GM-ML);
 - ``pretrained``: an ImageNet backbone from a local file, frozen / fine-tuned / unfrozen
   after N steps (seed 003); without weights on disk it says so and trains from scratch.
+  ``prior_weight`` > 0 adds the ImageNet classifier's label-map log-probabilities to the
+  head's logits at inference (logit fusion);
+- ``imagenet_zeroshot``: the reference to beat, nothing trained: the ImageNet classifier
+  with ``imagenet.label_map`` (written as a model folder so every evaluation treats it alike).
 
 A killed run resumes from its checkpoint under ``paths.staging`` (core/training.py).
 """
@@ -33,16 +37,16 @@ import torch
 import torch.nn.functional as F
 
 from core import metrics as M
-from core import plots
+from core import plots, selftrain
 from core.baseline import HogSoftmax, features
 from core.io import stable_hash, write_metrics
 from core.networks import TorchPredictor, build_network, model_size_mb
 from core.params import (LABEL_SETS, ClassifierMethod, ConjugateMethod, HogSoftmaxMethod, Params, PretrainedMethod,
-                         TrainerParams)
+                         TrainerParams, ZeroShotMethod)
 from core.trainsets import MEAN, STD, TRAINING_DATA, TrainingData, TripletSampler, load_composites
 from core.training import FitResult, LoopSettings, fit, pick_device
 from models.conjugate import ConjugateNet
-from models.heads import FeatureClassifier
+from models.heads import FeatureClassifier, NormalizedLinear
 from models.losses import kl_divergence, multi_triplet_loss, reconstruction_loss, total_loss
 from models.noise import apply_noise, batch_variance, noise_ratios
 from stages._cli import stage_main
@@ -276,6 +280,22 @@ def pretrained_backbone(spec: PretrainedMethod) -> tuple[torch.nn.Module | None,
     return backbone, {**info, "padding": "torch" if info["source"] == "torchvision" else "tf"}
 
 
+ZEROSHOT_DATA = "none: ImageNet classifier + label map, no CAD"
+
+
+def imagenet_prior(params: Params, categories: tuple[str, ...]) -> tuple[list[list[int]], list[str]]:
+    """Per category its ImageNet class indices (``imagenet.label_map`` on ``imagenet.labels``),
+    and the categories without an entry (not applicable: the prior never predicts them)."""
+    from core.pretrained import imagenet_labels, label_map_columns
+
+    columns, missing = label_map_columns(imagenet_labels(params.imagenet.labels), params.imagenet.label_map,
+                                         categories)
+    if missing:
+        log.warning("imagenet.label_map has no entry for %s: not applicable to the ImageNet classifier "
+                    "(never predicted by it)", ", ".join(missing))
+    return columns, missing
+
+
 def fit_settings(params: Params, spec: ClassifierMethod | ConjugateMethod | PretrainedMethod) -> LoopSettings:
     """The trainer's loop settings, with the method's own ``epochs`` and patience where set."""
     t = params.trainer
@@ -295,6 +315,8 @@ def train_torch(params: Params, method: str, spec: ClassifierMethod | ConjugateM
     pretrained: dict[str, Any] = {}
     backbone = None
     if isinstance(spec, PretrainedMethod):
+        if spec.self_training is not None:
+            selftrain.check_source(params)  # a wrong source fails before the training, not after
         backbone, pretrained = pretrained_backbone(spec)
         if backbone is None and spec.head == "ncm":
             log.warning("train: the ncm head needs a pre-trained backbone; %s learns a linear head instead", method)
@@ -307,8 +329,17 @@ def train_torch(params: Params, method: str, spec: ClassifierMethod | ConjugateM
     data = load_composites(params.paths.composites, categories, size, targets=isinstance(spec, ConjugateMethod),
                            val=t.val_models, test=t.test_models, seed=params.seed)
     categories = data.categories
+    prior: dict[str, Any] | None = None
+    if isinstance(spec, PretrainedMethod) and spec.prior_weight > 0:
+        if backbone is None:
+            log.warning("train: prior_weight needs the ImageNet classifier of pre-trained weights; %s has none "
+                        "and uses its head alone", method)
+        else:
+            columns, missing = imagenet_prior(params, categories)
+            prior = {"columns": columns, "weight": spec.prior_weight, "not_applicable": missing}
     if backbone is not None:
-        net = FeatureClassifier(backbone, len(categories), dropout=spec.dropout, head=spec.head)
+        net = FeatureClassifier(backbone, len(categories), dropout=spec.dropout, head=spec.head,
+                                prior_columns=prior and prior["columns"], prior_weight=spec.prior_weight)
     else:
         net = build_network(arch_of(spec, pretrained.get("padding", "tf")), len(categories))
     net = net.to(device)
@@ -356,6 +387,18 @@ def train_torch(params: Params, method: str, spec: ClassifierMethod | ConjugateM
 
     result = fit(net, train_rows, step, validate, settings, checkpoint=checkpoint, fingerprint=fingerprint,
                  param_groups=groups, desc=f"train@{method}")
+    training_data = TRAINING_DATA
+    adapted: dict[str, Any] = {}
+    if isinstance(spec, PretrainedMethod) and spec.self_training is not None:
+        if feats is None:
+            log.warning("train: self_training needs frozen pre-trained features; %s has none and stays "
+                        "trained on synthetic data only", method)
+        else:
+            adapted = self_train(net, spec, params, batches, torch.cat([feats[train_rows], flipped[train_rows]]),
+                                 np.concatenate([data.labels[train_rows]] * 2), size)
+            training_data = adapted["training_data"]
+            if net.prior is None and prior is not None:
+                prior = None
     train_s = time.perf_counter() - start
     for empty in (checkpoint.parent, checkpoint.parent.parent):  # the checkpoint is gone: tidy staging
         if empty.is_dir() and not any(empty.iterdir()):
@@ -370,10 +413,20 @@ def train_torch(params: Params, method: str, spec: ClassifierMethod | ConjugateM
         metrics["synthetic_test_accuracy"] = round(M.accuracy(truth, guess), 4)
         metrics["synthetic_test_mean_class_accuracy"] = round(M.mean_class_accuracy(truth, guess, list(categories)), 4)
     write_training_plots(plots_dir, method, result, net, batches, data, test_rows, desc)
-    info = {"training_data": TRAINING_DATA, "method": describe(spec), "method_name": method,
-            "params": spec.model_dump(mode="json"), "arch": arch_of(spec, pretrained.get("padding", "tf")),
-            "input": {"size": size, "mean": norm[0], "std": norm[1]}, "label_set": params.trainer.label_set,
-            "pretrained": pretrained or None, "train_composites": int(len(train_rows))}
+    arch = arch_of(spec, pretrained.get("padding", "tf"))
+    if adapted:
+        arch["head"] = "linear_normalized"
+        metrics |= {"training_data": training_data, "self_training": adapted["summary"]}
+    if prior is not None:
+        arch["prior"] = {"columns": prior["columns"], "weight": net.prior_weight,
+                         "imagenet_classes": int(net.prior.classifier.out_features)}
+        metrics["prior_not_applicable"] = prior["not_applicable"]
+    info = {"training_data": training_data, "method": describe(spec), "method_name": method,
+            "params": spec.model_dump(mode="json"), "arch": arch,
+            "input": {"size": size, "mean": norm[0], "std": norm[1],
+                      "resize": spec.resize if isinstance(spec, PretrainedMethod) else "pad"},
+            "label_set": params.trainer.label_set, "pretrained": pretrained or None,
+            "train_composites": int(len(train_rows))}
     return TorchPredictor(net, categories, info), metrics
 
 
@@ -391,6 +444,43 @@ def _features(embed: Any, batches: Batches, rows: np.ndarray, flip: bool) -> np.
     return np.concatenate(out)
 
 
+def self_train(net: FeatureClassifier, spec: PretrainedMethod, params: Params, batches: Batches,
+               comp_feats: torch.Tensor, comp_labels: np.ndarray, size: int) -> dict[str, Any]:
+    """Adapt ``net`` to the unlabelled photos (core.selftrain): its own predictions on them
+    (head + ImageNet prior, eval mode) are the pseudo-labels of a new head, which replaces the
+    old one. Returns the training-data line and a summary for the metrics."""
+    st = spec.self_training
+    photos = selftrain.unlabelled_photos(params)
+    log.info("train: self-training on %d unlabelled photos (%s)", len(photos.images), photos.source)
+    predictor = TorchPredictor(net, tuple(range(net.num_classes)),
+                               {"input": {"size": size, "mean": batches.mean, "std": batches.std,
+                                          "resize": spec.resize}})
+    net.eval()
+    plain, mirrored, logits = [], [], []
+    with torch.no_grad():
+        for i in range(0, len(photos.images), 64):
+            x = predictor.batch(photos.images[i : i + 64])
+            desc = net.embed(x)
+            plain.append(desc.numpy())
+            logits.append(net.classify(desc).numpy())
+            mirrored.append(net.embed(x.flip(3)).numpy())
+    pseudo_one = np.concatenate(logits).argmax(1)  # a photo's label holds for its mirror image too
+    w, b = selftrain.fit_student(np.concatenate(plain + mirrored), np.concatenate([pseudo_one, pseudo_one]),
+                                 comp_feats.numpy(), comp_labels, net.num_classes, st)
+    head = NormalizedLinear(net.embedding_dim, net.num_classes)
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(w.T))
+        head.bias.copy_(torch.from_numpy(b))
+    net.head = head
+    net.prior_weight = st.prior_weight
+    if st.prior_weight == 0:
+        net.prior = None
+    counts = np.bincount(pseudo_one, minlength=net.num_classes)
+    return {"training_data": selftrain.describe(len(photos.images), photos.source),
+            "summary": {"photos": len(photos.images), "source": photos.source, "unreadable": len(photos.unreadable),
+                        "pseudo_label_counts": counts.tolist(), **st.model_dump(mode="json")}}
+
+
 def describe(spec: Any) -> str:
     if isinstance(spec, ConjugateMethod):
         noise = {"adaptive": "coupled adaptive noise (eq. 9)", "fixed": "fixed noise", "none": "no noise"}[spec.noise]
@@ -400,7 +490,10 @@ def describe(spec: Any) -> str:
     if isinstance(spec, ClassifierMethod):
         return f"{spec.classifier} on RGB{', multi-triplet' if spec.triplet.enabled else ''}"
     if isinstance(spec, PretrainedMethod):
-        return f"{spec.backbone} ImageNet features, {spec.mode}{', nearest class mean' if spec.head == 'ncm' else ''}"
+        return (f"{spec.backbone} ImageNet features, {spec.mode}{', nearest class mean' if spec.head == 'ncm' else ''}"
+                f"{f' + ImageNet prior (weight {spec.prior_weight:g})' if spec.prior_weight > 0 else ''}")
+    if isinstance(spec, ZeroShotMethod):
+        return f"{spec.backbone} ImageNet classifier + label map, no CAD, no training (the reference)"
     return "HOG + colour grid, softmax regression (L-BFGS)"
 
 
@@ -479,18 +572,72 @@ def train_hog(params: Params, spec: HogSoftmaxMethod, categories: tuple[str, ...
     return model, out
 
 
+def make_zeroshot(params: Params, method: str, spec: ZeroShotMethod,
+                  categories: tuple[str, ...]) -> tuple[TorchPredictor, dict[str, Any]]:
+    """The ImageNet classifier with the label map as a model folder; nothing is trained.
+    Scored on the synthetic test split too, to show how ImageNet sees the renders."""
+    from core.pretrained import BackboneNotFound, find_backbone
+
+    try:
+        backbone, pretrained = find_backbone(spec.backbone, spec.weights)
+    except BackboneNotFound as exc:
+        raise FileNotFoundError(f"methods.{method}: the ImageNet zero-shot reference needs the ImageNet "
+                                f"weights ({exc}); point `weights` at them or leave {method} out of "
+                                "train.methods") from None
+    padding = "torch" if pretrained["source"] == "torchvision" else "tf"
+    columns, missing = imagenet_prior(params, categories)
+    if len(missing) == len(categories):
+        raise ValueError(f"imagenet.label_map: no entry for any class of label set "
+                         f"{params.trainer.label_set!r} ({', '.join(categories)})")
+    net = FeatureClassifier(backbone, len(categories), head="none", prior_columns=columns).eval()
+    arch = {"type": "pretrained", "backbone": spec.backbone, "padding": padding, "dropout": 0.0, "head": "none",
+            "prior": {"columns": columns, "weight": 1.0, "imagenet_classes": int(net.prior.classifier.out_features)}}
+    info = {"training_data": ZEROSHOT_DATA, "method": describe(spec), "method_name": method,
+            "params": spec.model_dump(mode="json"), "arch": arch,
+            "input": {"size": int(pretrained["input_size"]), "mean": PRETRAINED_NORM[0], "std": PRETRAINED_NORM[1],
+                      "resize": spec.resize},
+            "label_set": params.trainer.label_set, "pretrained": {**pretrained, "padding": padding},
+            "not_applicable": missing, "label_map": {c: list(params.imagenet.label_map.get(c, ())) for c in categories}}
+    predictor = TorchPredictor(net, categories, info)
+    out: dict[str, Any] = {"method": method, "kind": spec.kind, "description": describe(spec),
+                           "training_data": ZEROSHOT_DATA, "label_set": params.trainer.label_set,
+                           "classes": len(categories), "seed": params.seed, "image_size": info["input"]["size"],
+                           "device": "cpu", "parameters": int(sum(p.numel() for p in net.parameters())),
+                           "model_size_mb": model_size_mb(net), "train_time_s": 0.0,
+                           "pretrained_weights": pretrained["weights"], "not_applicable": missing}
+    t = params.trainer
+    data = load_composites(params.paths.composites, categories, params.composite.image_size, targets=False,
+                           val=t.val_models, test=t.test_models, seed=params.seed)
+    rows = data.indices("test")
+    if len(rows):
+        proba = np.concatenate([predictor.predict_proba(list(data.images[rows[i:i + 64]]))
+                                for i in range(0, len(rows), 64)])
+        truth = np.array(data.categories)[data.labels[rows]]
+        guess = np.array(categories)[proba.argmax(axis=1)]
+        out["synthetic_test_accuracy"] = round(M.accuracy(truth, guess), 4)
+        out["synthetic_test_mean_class_accuracy"] = round(
+            M.mean_class_accuracy(truth, guess, list(data.categories)), 4)
+    return predictor, out
+
+
 def run(params: Params, method: str) -> dict[str, Any]:
     if method not in params.methods:
         raise ValueError(f"params.yaml: method {method!r} is not defined under `methods` "
                          f"(defined: {sorted(params.methods)})")
     spec = params.methods[method]
+    label_set = getattr(spec, "label_set", None)
+    if label_set is not None:  # the method's own classes, e.g. pascal3d beside the ikea default
+        params = params.model_copy(update={"trainer": params.trainer.model_copy(update={"label_set": label_set})})
     categories = LABEL_SETS[params.trainer.label_set]
     out_dir = Path(params.paths.models) / method
     plots_dir = Path(params.paths.plots) / "train" / method
     log.info("train@%s: %s; label set %s (%d classes); trained on %s", method, describe(spec),
-             params.trainer.label_set, len(categories), TRAINING_DATA)
+             params.trainer.label_set, len(categories),
+             ZEROSHOT_DATA if isinstance(spec, ZeroShotMethod) else TRAINING_DATA)
     if isinstance(spec, HogSoftmaxMethod):
         model, metrics = train_hog(params, spec, categories, plots_dir)
+    elif isinstance(spec, ZeroShotMethod):
+        model, metrics = make_zeroshot(params, method, spec, categories)
     else:
         model, metrics = train_torch(params, method, spec, categories, plots_dir)
     model.save(out_dir)

@@ -120,6 +120,10 @@ def test_repro_trains_every_method_and_evaluates_it(repo: Path):
         assert ikea["domain"] == "real" and ikea["objects"] == 245
         assert set(ikea["per_class_accuracy"]) == {"chair", "bookcase"}
         assert ikea["excluded"]["class_not_in_model"] == 440 - 245
+    if (ROOT.parent / "shared/data/coco128").is_dir():  # real COCO photos, object crops (VOC XML)
+        coco = values["datasets"]["coco128_val2017"]
+        assert coco["domain"] == "real" and coco["kind"] == "voc"
+        assert coco["per_class_objects"] == {"bottle": 20, "car": 24, "chair": 28}
     else:
         assert values["skipped"]["ikea_test"].startswith("skipped: IKEA")
 

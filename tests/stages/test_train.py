@@ -118,6 +118,76 @@ def test_nearest_class_mean_head_on_frozen_features(raw: dict, tmp_path: Path):
     assert np.array_equal(predictor.predict_proba(images).argmax(1), nearest)
 
 
+def test_the_imagenet_prior_joins_the_ncm_head_at_inference(raw: dict, tmp_path: Path):
+    weights = shared_data("weights", "coral", "mobilenet_v1_0.25_128_quant.tflite")
+    raw["imagenet"] = {"labels": str(shared_data("weights", "coral", "imagenet_labels.txt")),
+                       "label_map": {"chair": ["folding chair", "rocking chair"]}}
+    raw["methods"]["fused_v1"] = {"kind": "pretrained", "backbone": "mobilenet_v1_025", "weights": str(weights),
+                                  "image_size": 64, "head": "ncm", "prior_weight": 2.0, "resize": "stretch"}
+    metrics = train.run(parse_params(raw, "test"), "fused_v1")
+    assert "ImageNet prior (weight 2)" in metrics["description"]
+    assert metrics["prior_not_applicable"] == ["sofa"]  # no entry: never predicted by the prior
+    predictor = load_predictor(tmp_path / "data/models/fused_v1")
+    assert predictor.info["arch"]["prior"]["weight"] == 2.0 and predictor.resize == "stretch"
+    images = [stripes(vertical, np.random.default_rng(9)) for vertical in (True, False)]
+    with torch.no_grad():
+        desc = predictor.net.embed(predictor.batch(images))
+        expected = torch.softmax(predictor.net.head(desc) + 2.0 * predictor.net.prior(desc), 1).numpy()
+    np.testing.assert_allclose(predictor.predict_proba(images), expected, atol=1e-6)
+
+
+def test_the_imagenet_zero_shot_reference_trains_nothing(raw: dict, tmp_path: Path):
+    weights = shared_data("weights", "coral", "mobilenet_v1_0.25_128_quant.tflite")
+    raw["imagenet"] = {"labels": str(shared_data("weights", "coral", "imagenet_labels.txt"))}
+    raw["methods"]["zs"] = {"kind": "imagenet_zeroshot", "backbone": "mobilenet_v1_025", "weights": str(weights)}
+    metrics = train.run(parse_params(raw, "test"), "zs")
+    assert metrics["training_data"].startswith("none") and metrics["train_time_s"] == 0.0
+    assert metrics["not_applicable"] == [] and 0.0 <= metrics["synthetic_test_accuracy"] <= 1.0
+    predictor = load_predictor(tmp_path / "data/models/zs")
+    assert len(predictor.categories) == 15 and predictor.info["label_map"]["chair"][0] == "barber chair"
+    with torch.no_grad():  # the ImageNet classifier's probabilities summed over each class's entries
+        logits = predictor.net.prior.classifier(predictor.net.embed(predictor.batch([stripes(True, np.random.default_rng(1))])))
+        p = torch.softmax(logits, 1)[0]
+    names = predictor.info["label_map"]
+    summed = np.array([float(p[predictor.net.prior.membership[:, c] > 0].sum()) for c in range(15)])
+    np.testing.assert_allclose(predictor.predict_proba([stripes(True, np.random.default_rng(1))])[0],
+                               summed / summed.sum(), rtol=1e-4)
+    assert set(names) == set(predictor.categories)
+    raw["methods"]["zs"]["weights"] = str(tmp_path / "nowhere.tflite")
+    with pytest.raises(FileNotFoundError, match="methods.zs: the ImageNet zero-shot reference needs the ImageNet weights"):
+        train.run(parse_params(raw, "test"), "zs")
+
+
+def test_self_training_on_unlabelled_photos_says_so(raw: dict, tmp_path: Path):
+    weights = shared_data("weights", "coral", "mobilenet_v1_0.25_128_quant.tflite")
+    photos = tmp_path / "my_photos"
+    photos.mkdir()
+    for i in range(6):
+        write_png(photos / f"{i}.png", stripes(i % 2 == 0, np.random.default_rng(100 + i), shape=(40, 56)))
+    (photos / "broken.jpg").write_bytes(b"not an image")
+    raw["adaptation"] = {"unlabelled_dir": str(photos)}
+    raw["methods"]["adapted_v1"] = {"kind": "pretrained", "backbone": "mobilenet_v1_025", "weights": str(weights),
+                                    "image_size": 64, "head": "ncm", "self_training": {"composite_weight": 0.5}}
+    metrics = train.run(parse_params(raw, "test"), "adapted_v1")
+    assert metrics["training_data"] == f"synthetic labels + 6 unlabelled real photos (folder {photos})"
+    assert metrics["self_training"]["photos"] == 6 and metrics["self_training"]["unreadable"] == 1
+    assert sum(metrics["self_training"]["pseudo_label_counts"]) == 6
+    predictor = load_predictor(tmp_path / "data/models/adapted_v1")
+    assert predictor.info["training_data"] == metrics["training_data"]
+    assert predictor.info["arch"]["head"] == "linear_normalized" and "prior" not in predictor.info["arch"]
+    assert predictor.predict_proba([stripes(True, np.random.default_rng(3))]).shape == (1, 2)
+
+
+def test_self_training_never_reads_a_test_split(raw: dict):
+    weights = shared_data("weights", "coral", "mobilenet_v1_0.25_128_quant.tflite")
+    raw["adaptation"] = {"unlabelled_dataset": "ikea_test"}
+    raw["evaluate"] = {"datasets": [{"name": "ikea_test", "kind": "ikea", "root": "nowhere", "split": "test"}]}
+    raw["methods"]["adapted_v1"] = {"kind": "pretrained", "backbone": "mobilenet_v1_025", "weights": str(weights),
+                                    "image_size": 64, "head": "ncm", "self_training": {}}
+    with pytest.raises(ValueError, match="'ikea_test' is a test split"):
+        train.run(parse_params(raw, "test"), "adapted_v1")
+
+
 def test_ncm_head_needs_frozen_features(raw: dict):
     raw["methods"]["finetune_mobilenet_v2"] |= {"head": "ncm"}
     with pytest.raises(ValueError, match="head: ncm needs mode: frozen"):

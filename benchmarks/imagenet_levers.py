@@ -1,0 +1,230 @@
+"""What makes CAD renders add to the ImageNet zero-shot reference on real IKEA photos.
+
+    .venv/bin/python benchmarks/imagenet_levers.py [--composites data/composites] [--out FILE.md]
+
+Issue 18's levers on frozen ImageNet MobileNetV2 features (the pipeline's own code: the
+backbone of ``core.pretrained``, the label map of ``params.yaml: imagenet``, the prior of
+``models.heads.LabelMapPrior``, the composites of ``core.trainsets``), each scored on IKEA
+``val`` (for choices) and ``test`` (report only: a row is *kept* on its val figure):
+
+- the reference: the ImageNet classifier + label map, photos padded or stretched;
+- the CAD-trained nearest class mean (the renders' class means, the pipeline's default head);
+- logit fusion ``t * cos(x, mean_c) + w * log P_imagenet(c)`` for a grid of w (t: the
+  softmax temperature fitted on the composites, as the pipeline's ncm head does), the
+  pipeline's ``prior_weight``;
+- unsupervised adaptation from the **unlabelled** IKEA val photos (their labels are never
+  read for it): target-mean centring of the features (NCM), class-bias centring of the
+  fused scores, and self-training — a teacher (the zero-shot reference, or the fusion
+  with the best val weight) pseudo-labels the photos, a
+  class-balanced softmax head learns them (with the composites' true labels beside them,
+  weight alpha). A self-trained head has seen the val photos, so its val figure is
+  cross-fitted: trained on every other photo, scored on the rest, both ways;
+- test-time flips (mean of the image's and its mirror's scores).
+
+Needs the composites (``dvc repro composite`` or ``make run`` first) and ``../shared/data``
+(the MobileNetV2 weights and labels, the IKEA photos). About 3 min on the 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import platform
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core import metrics as M
+from core.evalsets import load_ikea
+from core.io import read_image
+from core.params import LABEL_SETS, load_params
+from core.predictors import to_input
+from core.pretrained import find_backbone, imagenet_labels, label_map_columns
+from core.trainsets import load_composites
+from flows.smoke import absolute_shared
+from models.heads import LabelMapPrior
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = 224
+CLASSES = LABEL_SETS["ikea"]
+FUSION_WEIGHTS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+
+
+class Features:
+    """Pooled features and the ImageNet prior of images (and their mirrors) at 224 px."""
+
+    def __init__(self, backbone: torch.nn.Module, prior: LabelMapPrior):
+        self.backbone, self.prior = backbone, prior
+
+    @torch.no_grad()
+    def __call__(self, images: list[np.ndarray]) -> dict[str, np.ndarray]:
+        out: dict[str, list[np.ndarray]] = {"emb": [], "emb_flip": [], "prior": [], "prior_flip": []}
+        for i in range(0, len(images), 64):
+            x = torch.from_numpy(np.stack(images[i : i + 64]).astype(np.float32)).permute(0, 3, 1, 2)
+            for key, batch in (("", x), ("_flip", x.flip(3))):
+                emb = self.backbone.embed((batch - 128.0) / 128.0)
+                out["emb" + key].append(emb.numpy())
+                out["prior" + key].append(self.prior(emb).numpy())
+        return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
+
+
+def fit_temperature(cos: np.ndarray, labels: np.ndarray) -> float:
+    """The softmax temperature t minimising the cross-entropy of t * cos on the composites."""
+    log_t = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], max_iter=100)
+    c, y = torch.from_numpy(cos).float(), torch.from_numpy(labels)
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(log_t.exp() * c, y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.exp())
+
+
+def scores(truth: np.ndarray, logits: np.ndarray) -> tuple[float, float]:
+    names = np.array(CLASSES)
+    pred = names[logits.argmax(1)]
+    return M.accuracy(names[truth], pred), M.mean_class_accuracy(names[truth], pred, list(CLASSES))
+
+
+def self_trained_head(emb: np.ndarray, pseudo: np.ndarray, comp: np.ndarray, comp_labels: np.ndarray,
+                      alpha: float, c: float) -> Callable[[np.ndarray], np.ndarray]:
+    """A softmax head on the photos' pseudo-labels (each class weighs the same) and, with total
+    weight alpha next to the photos', the composites' true labels. Returns x -> logits."""
+    counts = np.bincount(pseudo, minlength=len(CLASSES)).astype(float)
+    weight = np.where(counts > 0, len(pseudo) / (np.count_nonzero(counts) * counts.clip(1)), 0.0)[pseudo]
+    x, y, sw = emb, pseudo, weight
+    if alpha > 0:
+        x = np.concatenate([x, comp])
+        y = np.concatenate([y, comp_labels])
+        sw = np.concatenate([sw, np.full(len(comp), alpha * weight.sum() / len(comp))])
+    # Weighted rows as repeated rows: scale the rows' gradient by their weight (mean weight 1).
+    w, b = fit_weighted_softmax(x, y, sw / sw.mean(), l2=1.0 / (c * len(x)))
+    return lambda q: q @ w + b
+
+
+def fit_weighted_softmax(x: np.ndarray, y: np.ndarray, sw: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression with per-row weights (mean cross-entropy weighted by sw)."""
+    xt, yt, wt = torch.from_numpy(x).double(), torch.from_numpy(y), torch.from_numpy(sw).double()
+    w = torch.zeros(x.shape[1], len(CLASSES), dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(len(CLASSES), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = (F.cross_entropy(xt @ w + b, yt, reduction="none") * wt).mean() + 0.5 * l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach().numpy(), b.detach().numpy()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--composites", type=Path, default=ROOT / "data" / "composites")
+    ap.add_argument("--out", type=Path, default=None, help="also write the table to this Markdown file")
+    args = ap.parse_args()
+    params = load_params(ROOT / "params.yaml")
+    spec = params.methods["imagenet_zeroshot"]
+    backbone, _ = find_backbone(spec.backbone, absolute_shared(spec.weights, ROOT))
+    backbone.eval()
+    labels = imagenet_labels(absolute_shared(params.imagenet.labels, ROOT))
+    columns, _ = label_map_columns(labels, params.imagenet.label_map, CLASSES)
+    features = Features(backbone, LabelMapPrior.from_columns(backbone.classifier, columns))
+    torch.manual_seed(0)
+
+    ikea = load_ikea(ROOT.parent / "shared/data/ikea/IKEA", ROOT.parent / "shared/data/ikea/splits.csv")
+    photos, truth, split = [], [], []
+    for image, obj in ikea.objects():
+        photos.append(read_image(image.image))
+        truth.append(CLASSES.index(obj.category))
+        split.append(image.split)
+    truth, split = np.array(truth), np.array(split)
+    real = {mode: features([to_input(p, SIZE, mode) for p in photos]) for mode in ("pad", "stretch")}
+    data = load_composites(args.composites, CLASSES, SIZE, targets=False, val=params.trainer.val_models,
+                           test=params.trainer.test_models, seed=params.seed)
+    rows = data.indices("train")
+    comp = features([data.images[i] for i in rows])
+    comp_emb = normalise(np.concatenate([comp["emb"], comp["emb_flip"]]))
+    comp_labels = np.concatenate([data.labels[rows], data.labels[rows]])
+    index = np.array([CLASSES.index(c) for c in data.categories])
+    means = normalise(np.stack([comp_emb[comp_labels == k].mean(0) for k in range(len(data.categories))]))
+    comp_labels = index[comp_labels]
+    full_means = np.zeros((len(CLASSES), means.shape[1]))
+    full_means[index] = means
+    temperature = fit_temperature(comp_emb @ full_means.T, comp_labels)
+    val, test = split == "val", split == "test"
+
+    table: list[tuple[str, str, tuple[float, float], tuple[float, float]]] = []
+
+    def row(lever: str, setting: str, logits: np.ndarray, val_logits: np.ndarray | None = None) -> None:
+        v = scores(truth[val], logits[val] if val_logits is None else val_logits)
+        table.append((lever, setting, v, scores(truth[test], logits[test])))
+        print(f"| {lever} | {setting} | {v[0]:.3f} / {v[1]:.3f} | {table[-1][3][0]:.3f} / {table[-1][3][1]:.3f} |",
+              flush=True)
+
+    print(f"# ImageNet-prior levers, IKEA label set; {datetime.date.today()}, {platform.machine()}, "
+          f"{torch.get_num_threads()} threads; {val.sum()} val / {test.sum()} test photos, {len(rows)} training "
+          f"composites (+ mirrors) from {args.composites}; NCM temperature {temperature:.1f}")
+    print("| lever | setting | IKEA val acc. / per-class | IKEA test acc. / per-class |\n| --- | --- | --- | --- |")
+    for mode, tta in itertools.product(("pad", "stretch"), (False, True)):
+        f = real[mode]
+        prior = (f["prior"] + f["prior_flip"]) / 2 if tta else f["prior"]
+        emb = normalise(f["emb"] + f["emb_flip"]) if tta else normalise(f["emb"])
+        cos = emb @ full_means.T
+        tag = f"{mode}{', flips' if tta else ''}"
+        row("ImageNet zero-shot (reference)", tag, prior)
+        row("CAD nearest class mean", tag, cos)
+        for w in FUSION_WEIGHTS:
+            row("fusion: NCM + w log P_imagenet", f"{tag}, w={w:g}", temperature * cos + w * prior)
+        centred = normalise(emb - emb[val].mean(0)) @ normalise(full_means - comp_emb.mean(0)).T
+        row("target-mean centring (NCM; unlabelled val)", tag, centred)
+        for w in (0.5, 1.0):
+            fused = temperature * cos + w * prior
+            row("class-bias centring of the fusion (unlabelled val)", f"{tag}, w={w:g}", fused - fused[val].mean(0))
+
+    # Self-training on the unlabelled val photos, stretched (the reference's framing).
+    f = real["stretch"]
+    emb = normalise(f["emb"])
+    emb_both = np.concatenate([emb, normalise(f["emb_flip"])])
+    val_rows = np.flatnonzero(val)
+    fusions = [(w, scores(truth[val], (temperature * (emb @ full_means.T) + w * f["prior"])[val])[1])
+               for w in FUSION_WEIGHTS]
+    best_w = max(fusions, key=lambda t: t[1])[0]  # the fusion chosen on val teaches
+    teachers = {"ImageNet zero-shot": f["prior"], f"fusion w={best_w:g}": temperature * (emb @ full_means.T)
+                + best_w * f["prior"]}
+    for (name, teacher), alpha in itertools.product(teachers.items(), (0.0, 0.3, 1.0)):
+        pseudo = teacher.argmax(1)
+
+        def head(rows_: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+            both = np.concatenate([rows_, rows_ + len(emb)])
+            return self_trained_head(emb_both[both], np.concatenate([pseudo[rows_]] * 2), comp_emb, comp_labels,
+                                     alpha, c=0.3)
+
+        folds = [val_rows[0::2], val_rows[1::2]]
+        crossfit = np.zeros((val.sum(), len(CLASSES)))
+        position = {r: i for i, r in enumerate(val_rows)}
+        for a, b in ((0, 1), (1, 0)):
+            crossfit[[position[r] for r in folds[b]]] = head(folds[a])(emb[folds[b]])
+        row("self-training on unlabelled val (cross-fitted val)", f"stretch, teacher {name}, alpha={alpha:g}",
+            head(val_rows)(emb), val_logits=crossfit)
+    if args.out is not None:
+        lines = ["| lever | setting | IKEA val acc. / per-class | IKEA test acc. / per-class |", "| --- | --- | --- | --- |"]
+        lines += [f"| {a} | {b} | {v[0]:.3f} / {v[1]:.3f} | {t[0]:.3f} / {t[1]:.3f} |" for a, b, v, t in table]
+        args.out.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
