@@ -163,8 +163,6 @@ class CatalogParams(Section):
         CatalogSource(kind="objectnet3d", root=f"{SHARED_DATA}/objectnet3d_cad", class_map={"bookshelf": "bookcase"},
                       license="ObjectNet3D research use"),
         CatalogSource(kind="shapenet_v1", root=f"{SHARED_DATA}/shapenet_samples", license="ShapeNet terms of use"),
-        # Debian's sweethome3d-furniture (installed by `make setup`): real CC0/CC-BY furniture.
-        CatalogSource(kind="sweethome3d", root="/usr/share/sweethome3d/furniture", max_models_per_category=20),
     )
     min_faces: PositiveInt = 4
     max_faces: PositiveInt = 500_000
@@ -221,7 +219,7 @@ class RenderParams(Section):
     closeup_fraction: Probability = 0.15
     closeup_shift: NonNegFloat = 0.2
     closeup_distance_scale: Annotated[float, Field(gt=0.0, le=1.0)] = 0.7
-    style: Literal["grey", "part_colors", "textured"] = "textured"
+    style: Literal["grey", "part_colors", "textured"] = "part_colors"
     light: LightParams = LightParams()
     viewpoint_prior: ViewpointPriorParams = ViewpointPriorParams()
 

@@ -14,6 +14,7 @@ on the registered model.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ from typing import Any
 import cv2
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger("cad2real.registry")
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -199,6 +202,13 @@ def evaluation_of(root: Path, params: Any, method: str) -> dict[str, Any]:
     return json.loads((root / params.paths.metrics / "evaluate" / f"{method}.json").read_text())
 
 
+def adapted_on(evaluation: Mapping[str, Any], metric: str) -> bool:
+    """Whether the model (its ``training_data`` line) adapted to unlabelled photos of the
+    dataset of ``metric`` (``datasets.<name>.…``), e.g. self-training on the ``ikea_val`` images."""
+    training = str(evaluation.get("model", {}).get("training_data", ""))
+    return "unlabelled" in training and f"({metric.split('.')[1]} images" in training
+
+
 def best_method(root: Path, params: Any, methods: Sequence[str]) -> str | None:
     """The evaluated method with the highest primary metric (a choice: val or proxy-real,
     never test); None when none of them has an evaluation."""
@@ -207,10 +217,15 @@ def best_method(root: Path, params: Any, methods: Sequence[str]) -> str | None:
     scores = {}
     for m in methods:
         try:
-            values = numeric(flatten({"datasets": evaluation_of(root, params, m)["datasets"]}))
+            evaluation = evaluation_of(root, params, m)
         except FileNotFoundError:
             continue
+        values = numeric(flatten({"datasets": evaluation["datasets"]}))
         metric = primary_metric(values, tuple(params.promotion.metrics))
+        if metric is not None and adapted_on(evaluation, metric):
+            log.info("promote: %s is no candidate: it adapted to the unlabelled photos of %s, whose score "
+                     "then measures nothing", m, metric.split(".")[1])
+            continue
         scores[m] = values[metric] if metric is not None else float("-inf")
     return max(scores, key=lambda m: scores[m], default=None)
 

@@ -153,3 +153,20 @@ def test_promotion_after_runs_keeps_the_better_model(tmp_path, monkeypatch):
     assert len(client.search_model_versions(f"name = '{name}'")) == 3
     assert registry.rollback(client, name) == "1"
     assert mlflow.pyfunc.load_model(f"models:/{name}@champion") is not None
+
+
+def test_a_model_adapted_on_the_promotion_photos_is_no_candidate(tmp_path):
+    import json
+
+    from core.params import Params
+
+    params = Params()
+    folder = tmp_path / params.paths.metrics / "evaluate"
+    folder.mkdir(parents=True)
+    for name, acc, data in (("plain", 0.5, "synthetic only (composites of CAD renders)"),
+                            ("adapted", 0.9, "synthetic labels + 191 unlabelled real photos (ikea_val images, "
+                                             "labels unread)")):
+        (folder / f"{name}.json").write_text(json.dumps({
+            "model": {"training_data": data}, "datasets": {"ikea_val": {"mean_class_accuracy": acc}}}))
+    assert registry.adapted_on(json.loads((folder / "adapted.json").read_text()), "datasets.ikea_val.mean_class_accuracy")
+    assert registry.best_method(tmp_path, params, ["plain", "adapted"]) == "plain"
