@@ -48,10 +48,12 @@ def value(row: dict[str, Any], dataset: str, metric: str) -> float | None:
     return ev.get("datasets", {}).get(dataset, {}).get(metric)
 
 
-def reference(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+def reference(rows: list[dict[str, Any]], label_set: str | None = None) -> dict[str, Any] | None:
     """The first evaluated method of kind ``imagenet_zeroshot`` (the ImageNet classifier with
-    a label map, no CAD), or None."""
-    return next((r for r in rows if (r["train"] or {}).get("kind") == REFERENCE_KIND and r["evaluate"]), None)
+    a label map, no CAD) with ``label_set`` (a row is compared with the reference of its own
+    classes), or None."""
+    return next((r for r in rows if (r["train"] or {}).get("kind") == REFERENCE_KIND and r["evaluate"]
+                 and (r["train"] or {}).get("label_set") == label_set), None)
 
 
 def training_data(row: dict[str, Any]) -> str:
@@ -89,8 +91,6 @@ def render(rows: list[dict[str, Any]], command: str, today: date | None = None) 
         + " | Δ vs zero-shot | " + " | ".join(c[0] for c in COCO_COLUMNS) + " | model size | training time |",
         "| --- | --- | --- | --- | " + " | ".join("---" for _ in (*COLUMNS, *COCO_COLUMNS)) + " | --- | --- | --- |",
     ]
-    ref = reference(rows)
-    ref_value = None if ref is None else value(ref, *DELTA)
     for row in rows:
         t = row["train"] or {}
         if not t and not row["evaluate"]:
@@ -100,14 +100,18 @@ def render(rows: list[dict[str, Any]], command: str, today: date | None = None) 
         mb, secs = t.get("model_size_mb"), t.get("train_time_s")
         size = "—" if mb is None else (f"{mb:.1f} MB" if mb >= 1 else f"{1000 * mb:.0f} kB")
         took = "—" if secs is None else (f"{secs / 60:.1f} min" if secs >= 60 else f"{secs:.0f} s")
-        delta = "reference" if row is ref else _delta(value(row, *DELTA), ref_value)
+        ref = reference(rows, t.get("label_set"))
+        delta = "reference" if row is ref else _delta(value(row, *DELTA), None if ref is None else value(ref, *DELTA))
         lines.append(f"| {row['method']} | {t.get('description', '')} | {training_data(row)} | "
                      f"{_fmt(t.get('synthetic_test_accuracy'))} | "
                      + " | ".join(_fmt(value(row, d, m)) for _, d, m in COLUMNS) + f" | {delta} | "
                      + " | ".join(_fmt(value(row, d, m)) for _, d, m in COCO_COLUMNS) + f" | {size} | {took} |")
-    if ref is None:
+    if not any((r["train"] or {}).get("kind") == REFERENCE_KIND and r["evaluate"] for r in rows):
         lines += ["", f"No `{REFERENCE_KIND}` method evaluated: the Δ column needs the reference "
                   "(add it to `train.methods`; it needs the ImageNet weights)."]
+    else:
+        lines += ["", "Δ compares a row with the zero-shot reference of its own label set (a `pascal3d` "
+                  "model is scored on the IKEA photos of chair, diningtable and sofa only)."]
     lines += coco_table(rows)
     lines += ["", "## The seed's orderings on real photos (IKEA test, per-class mean)", ""]
     by = {r["method"]: value(r, "ikea_test", "mean_class_accuracy") for r in rows}

@@ -572,8 +572,8 @@ def train_hog(params: Params, spec: HogSoftmaxMethod, categories: tuple[str, ...
     return model, out
 
 
-def make_zeroshot(params: Params, method: str, spec: ZeroShotMethod,
-                  categories: tuple[str, ...]) -> tuple[TorchPredictor, dict[str, Any]]:
+def make_zeroshot(params: Params, method: str, spec: ZeroShotMethod, categories: tuple[str, ...],
+                  plots_dir: Path) -> tuple[TorchPredictor, dict[str, Any]]:
     """The ImageNet classifier with the label map as a model folder; nothing is trained.
     Scored on the synthetic test split too, to show how ImageNet sees the renders."""
     from core.pretrained import BackboneNotFound, find_backbone
@@ -609,14 +609,20 @@ def make_zeroshot(params: Params, method: str, spec: ZeroShotMethod,
     data = load_composites(params.paths.composites, categories, params.composite.image_size, targets=False,
                            val=t.val_models, test=t.test_models, seed=params.seed)
     rows = data.indices("test")
+    desc = np.zeros((0, 1), np.float32)
     if len(rows):
         proba = np.concatenate([predictor.predict_proba(list(data.images[rows[i:i + 64]]))
                                 for i in range(0, len(rows), 64)])
+        with torch.no_grad():
+            desc = np.concatenate([net.embed(predictor.batch(list(data.images[rows[i:i + 64]]))).numpy()
+                                   for i in range(0, len(rows), 64)])
         truth = np.array(data.categories)[data.labels[rows]]
         guess = np.array(categories)[proba.argmax(axis=1)]
         out["synthetic_test_accuracy"] = round(M.accuracy(truth, guess), 4)
         out["synthetic_test_mean_class_accuracy"] = round(
             M.mean_class_accuracy(truth, guess, list(data.categories)), 4)
+    # The stage's plots output: the PCA of the ImageNet features of the synthetic test split.
+    write_training_plots(plots_dir, method, None, None, None, data, rows, desc)
     return predictor, out
 
 
@@ -637,7 +643,7 @@ def run(params: Params, method: str) -> dict[str, Any]:
     if isinstance(spec, HogSoftmaxMethod):
         model, metrics = train_hog(params, spec, categories, plots_dir)
     elif isinstance(spec, ZeroShotMethod):
-        model, metrics = make_zeroshot(params, method, spec, categories)
+        model, metrics = make_zeroshot(params, method, spec, categories, plots_dir)
     else:
         model, metrics = train_torch(params, method, spec, categories, plots_dir)
     model.save(out_dir)

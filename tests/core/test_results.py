@@ -55,14 +55,22 @@ def test_results_include_the_seed_004_reports(tmp_path: Path):
 def test_the_delta_against_the_imagenet_zero_shot_reference(tmp_path: Path):
     write(tmp_path, "zs", 0.3, 0.535, kind="imagenet_zeroshot",
           training_data="none: ImageNet classifier + label map, no CAD")
+    write(tmp_path, "zs_p3d", 0.3, 0.64, kind="imagenet_zeroshot",
+          training_data="none: ImageNet classifier + label map, no CAD")
     write(tmp_path, "ncm", 0.5, 0.424)
     write(tmp_path, "fused", 0.5, 0.60, training_data="synthetic labels + 191 unlabelled real photos")
-    text = render(collect(tmp_path, ["ncm", "zs", "fused"]), "make compare", date(2026, 12, 7))
+    for name in ("zs", "ncm", "fused"):
+        train = json.loads((tmp_path / "train" / f"{name}.json").read_text()) | {"label_set": "ikea"}
+        (tmp_path / "train" / f"{name}.json").write_text(json.dumps(train))
+    train = json.loads((tmp_path / "train" / "zs_p3d.json").read_text()) | {"label_set": "pascal3d"}
+    (tmp_path / "train" / "zs_p3d.json").write_text(json.dumps(train))
+    text = render(collect(tmp_path, ["ncm", "zs", "fused", "zs_p3d"]), "make compare", date(2026, 12, 7))
     assert "| zs | zs net | none: ImageNet classifier + label map, no CAD | 30.0% |" in text
     assert "| 53.5% | 53.5% | reference |" in text
     assert "| ncm | ncm net | synthetic only | 50.0% | 30.0% | — | 42.4% | 42.4% | -11.1 |" in text
     assert "| fused | fused net | synthetic labels + 191 unlabelled real photos |" in text and "| +6.5 |" in text
     assert "No `imagenet_zeroshot`" not in text
+    assert text.count("| reference |") == 2  # each label set has its own reference
 
 
 def test_the_pascal3d_label_set_on_real_coco_crops(tmp_path: Path):

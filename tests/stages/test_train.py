@@ -143,6 +143,7 @@ def test_the_imagenet_zero_shot_reference_trains_nothing(raw: dict, tmp_path: Pa
     metrics = train.run(parse_params(raw, "test"), "zs")
     assert metrics["training_data"].startswith("none") and metrics["train_time_s"] == 0.0
     assert metrics["not_applicable"] == [] and 0.0 <= metrics["synthetic_test_accuracy"] <= 1.0
+    assert (tmp_path / "plots/train/zs/pca.png").is_file()  # the stage's plots output exists
     predictor = load_predictor(tmp_path / "data/models/zs")
     assert len(predictor.categories) == 15 and predictor.info["label_map"]["chair"][0] == "barber chair"
     with torch.no_grad():  # the ImageNet classifier's probabilities summed over each class's entries
