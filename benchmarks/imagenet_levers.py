@@ -41,9 +41,10 @@ import torch.nn.functional as F
 from core import metrics as M
 from core.evalsets import load_ikea
 from core.io import read_image
-from core.params import LABEL_SETS, load_params
+from core.params import LABEL_SETS, SelfTrainingParams, load_params
 from core.predictors import to_input
 from core.pretrained import find_backbone, imagenet_labels, label_map_columns
+from core.selftrain import fit_student
 from core.trainsets import load_composites
 from flows.smoke import absolute_shared
 from models.heads import LabelMapPrior
@@ -100,35 +101,12 @@ def scores(truth: np.ndarray, logits: np.ndarray) -> tuple[float, float]:
 
 def self_trained_head(emb: np.ndarray, pseudo: np.ndarray, comp: np.ndarray, comp_labels: np.ndarray,
                       alpha: float, c: float) -> Callable[[np.ndarray], np.ndarray]:
-    """A softmax head on the photos' pseudo-labels (each class weighs the same) and, with total
-    weight alpha next to the photos', the composites' true labels. Returns x -> logits."""
-    counts = np.bincount(pseudo, minlength=len(CLASSES)).astype(float)
-    weight = np.where(counts > 0, len(pseudo) / (np.count_nonzero(counts) * counts.clip(1)), 0.0)[pseudo]
-    x, y, sw = emb, pseudo, weight
-    if alpha > 0:
-        x = np.concatenate([x, comp])
-        y = np.concatenate([y, comp_labels])
-        sw = np.concatenate([sw, np.full(len(comp), alpha * weight.sum() / len(comp))])
-    # Weighted rows as repeated rows: scale the rows' gradient by their weight (mean weight 1).
-    w, b = fit_weighted_softmax(x, y, sw / sw.mean(), l2=1.0 / (c * len(x)))
+    """The pipeline's self-trained head (core.selftrain.fit_student): the photos'
+    pseudo-labels, each class weighing the same, beside the composites' true labels with
+    total weight alpha. Returns x -> logits."""
+    w, b = fit_student(emb, pseudo, comp, comp_labels, len(CLASSES),
+                       SelfTrainingParams(composite_weight=alpha, c=c))
     return lambda q: q @ w + b
-
-
-def fit_weighted_softmax(x: np.ndarray, y: np.ndarray, sw: np.ndarray, l2: float) -> tuple[np.ndarray, np.ndarray]:
-    """Multinomial logistic regression with per-row weights (mean cross-entropy weighted by sw)."""
-    xt, yt, wt = torch.from_numpy(x).double(), torch.from_numpy(y), torch.from_numpy(sw).double()
-    w = torch.zeros(x.shape[1], len(CLASSES), dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(len(CLASSES), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], max_iter=500, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = (F.cross_entropy(xt @ w + b, yt, reduction="none") * wt).mean() + 0.5 * l2 * (w * w).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return w.detach().numpy(), b.detach().numpy()
 
 
 def main() -> None:
