@@ -19,7 +19,8 @@ backbone of ``core.pretrained``, the label map of ``params.yaml: imagenet``, the
   class-balanced softmax head learns them (with the composites' true labels beside them,
   weight alpha). A self-trained head has seen the val photos, so its val figure is
   cross-fitted: trained on every other photo, scored on the rest, both ways;
-- test-time flips (mean of the image's and its mirror's scores).
+- test-time flips (mean of the image's and its mirror's scores);
+- retrieval of the k nearest composites (their class votes) and its ensemble with the prior.
 
 Needs the composites (``dvc repro composite`` or ``make run`` first) and ``../shared/data``
 (the MobileNetV2 weights and labels, the IKEA photos). About 3 min on the 2-core machine.
@@ -91,6 +92,17 @@ def fit_temperature(cos: np.ndarray, labels: np.ndarray) -> float:
 
     opt.step(closure)
     return float(log_t.exp())
+
+
+def knn_logits(emb: np.ndarray, comp_emb: np.ndarray, comp_labels: np.ndarray, k: int) -> np.ndarray:
+    """Retrieval: the votes of the k most similar composites (cosine), each class's votes
+    divided by its share of the composites, as log-frequencies (add-half smoothed)."""
+    nearest = np.argsort(-(emb @ comp_emb.T), axis=1)[:, :k]
+    votes = np.zeros((len(emb), len(CLASSES)))
+    np.add.at(votes, (np.repeat(np.arange(len(emb)), k), comp_labels[nearest].ravel()), 1.0)
+    share = np.bincount(comp_labels, minlength=len(CLASSES)) / len(comp_labels)
+    votes = votes / share.clip(1e-12) / len(CLASSES) + 0.5
+    return np.log(votes / votes.sum(1, keepdims=True))
 
 
 def scores(truth: np.ndarray, logits: np.ndarray) -> tuple[float, float]:
@@ -167,6 +179,10 @@ def main() -> None:
         row("CAD nearest class mean", tag, cos)
         for w in FUSION_WEIGHTS:
             row("fusion: NCM + w log P_imagenet", f"{tag}, w={w:g}", temperature * cos + w * prior)
+        for k in (1, 20):
+            knn = knn_logits(emb, comp_emb, comp_labels, k)
+            row("retrieval: votes of the k nearest composites", f"{tag}, k={k}", knn)
+            row("ensemble: retrieval + w log P_imagenet", f"{tag}, k={k}, w=4", knn + 4.0 * prior)
         centred = normalise(emb - emb[val].mean(0)) @ normalise(full_means - comp_emb.mean(0)).T
         row("target-mean centring (NCM; unlabelled val)", tag, centred)
         for w in (0.5, 1.0):

@@ -425,6 +425,16 @@ class SelfTrainingParams(Section):
     prior_weight: NonNegFloat = 0.0  # the ImageNet prior added to the new head at inference
 
 
+class ProductShotParams(Section):
+    """Training images framed like product photos: each render of ``paths.renders`` cropped to
+    its object's box (plus ``margin`` of the box on each side) on a plain background of one
+    grey level drawn per image from ``background``, instead of the domain-randomised
+    composites. Made in memory by ``train@`` (nothing written); seeded per render."""
+
+    margin: Annotated[float, Field(ge=0.0, le=1.0)] = 0.08
+    background: Range = Range(lo=200.0, hi=255.0)  # grey level, 0-255
+
+
 class PretrainedMethod(Section):
     """ImageNet features (seed 003): a backbone from a local weights file, head on renders."""
 
@@ -451,6 +461,12 @@ class PretrainedMethod(Section):
     label_set: LabelSet | None = None  # the classes learned; None: trainer.label_set
     # Adapt to unlabelled real photos after training (frozen only); null: synthetic only.
     self_training: SelfTrainingParams | None = None
+    # Train on product shots of the renders instead of the composites; null: composites.
+    product_shots: ProductShotParams | None = None
+    # false: every CAD model trains the head, none held out for the synthetic val/test splits
+    # (no synthetic figures then; the epochs run to the end). For a frozen ncm head, whose
+    # class means gain from every model and need no early stopping.
+    hold_out_models: bool = True
     epochs: PositiveInt | None = None
     early_stopping_patience: Annotated[int, Field(ge=0)] | None = None  # None: trainer's
 
@@ -536,6 +552,11 @@ DEFAULT_METHODS: dict[str, Any] = {
     "frozen_ncm_prior_mobilenet_v2": PretrainedMethod(head="ncm", prior_weight=8.0, resize="stretch"),
     "selftrained_mobilenet_v2": PretrainedMethod(head="ncm", prior_weight=8.0, resize="stretch",
                                                  self_training=SelfTrainingParams()),
+    "frozen_ncm_shots_mobilenet_v2": PretrainedMethod(head="ncm", resize="stretch", product_shots=ProductShotParams(),
+                                                      hold_out_models=False),
+    "frozen_ncm_shots_prior_mobilenet_v2": PretrainedMethod(head="ncm", resize="stretch",
+                                                            product_shots=ProductShotParams(), hold_out_models=False,
+                                                            prior_weight=0.5),
     "frozen_ncm_pascal3d": PretrainedMethod(head="ncm", label_set="pascal3d"),
     "imagenet_zeroshot_pascal3d": ZeroShotMethod(label_set="pascal3d"),
 }
@@ -547,7 +568,7 @@ class TrainParams(Section):
     is what ``make run`` trains."""
 
     methods: tuple[str, ...] = tuple(DEFAULT_METHODS)
-    default: tuple[str, ...] = ("gmcml", "frozen_ncm_prior_mobilenet_v2")
+    default: tuple[str, ...] = ("gmcml", "frozen_ncm_shots_prior_mobilenet_v2")
 
 
 EvalKind = Literal["proxy_real", "ikea", "pascal3d", "objectnet3d", "voc"]

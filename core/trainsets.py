@@ -17,10 +17,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from core.io import read_image, read_manifest, stable_hash
+from core.io import read_image, read_manifest, rng_for, stable_hash
+from core.params import ProductShotParams
 
 log = logging.getLogger("cad2real.trainsets")
 TRAINING_DATA = "synthetic only (composites of CAD renders)"
+PRODUCT_SHOTS_DATA = "synthetic only (product shots of CAD renders)"
 # Images and semantic channels are fed as (x/255 - MEAN) / STD: roughly zero mean, unit
 # variance, so the Gaussian noise of eq. 8 is on the data's scale.
 MEAN, STD = 0.5, 0.25
@@ -68,30 +70,84 @@ def load_composites(root: str | Path, categories: Sequence[str], size: int, *, t
     composites are left out with a warning (the model cannot predict them); fewer than two
     classes left is a ValueError naming the manifest."""
     root = Path(root)
-    frame = read_manifest(root)
-    present = set(frame["category"])
-    missing = sorted(set(categories) - present)
-    if missing:
-        log.warning("train data: %s has no composites of %s; the model will not know those classes (add CAD "
-                    "models of them to the catalog)", root / "manifest.parquet", missing)
-    categories = tuple(sorted(set(categories) & present))
-    if len(categories) < 2:
-        raise ValueError(f"{root / 'manifest.parquet'}: composites of {categories or 'no class'} only; training "
-                         "needs at least two classes of trainer.label_set")
-    frame = frame[frame["category"].isin(categories)].sort_values("composite_id").reset_index(drop=True)
-    frame["split"] = split_models(frame, val, test, seed)
+    frame, categories = _select(root, "composites", categories, "composite_id", val, test, seed)
     images = np.stack([resize(read_image(root / rel), size)
                        for rel in tqdm(frame["image"], desc="train: read composites", unit="img", mininterval=2.0)])
     sem = None
     if targets:
         sem = np.stack([resize(read_image(root / rel), size)
                         for rel in tqdm(frame["semantic"], desc="train: read targets", unit="img", mininterval=2.0)])
+    return _training_data(images, sem, categories, frame, "composites", size)
+
+
+def _select(root: Path, what: str, categories: Sequence[str], order: str, val: float, test: float,
+            seed: int) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The manifest rows of ``categories`` (those present, sorted), in ``order``, with their
+    model-level ``split``; a class without rows is a warning, fewer than two an error."""
+    frame = read_manifest(root)
+    present = set(frame["category"])
+    missing = sorted(set(categories) - present)
+    if missing:
+        log.warning("train data: %s has no %s of %s; the model will not know those classes (add CAD "
+                    "models of them to the catalog)", root / "manifest.parquet", what, missing)
+    categories = tuple(sorted(set(categories) & present))
+    if len(categories) < 2:
+        raise ValueError(f"{root / 'manifest.parquet'}: {what} of {categories or 'no class'} only; training "
+                         "needs at least two classes of trainer.label_set")
+    frame = frame[frame["category"].isin(categories)].sort_values(order).reset_index(drop=True)
+    frame["split"] = split_models(frame, val, test, seed)
+    return frame, categories
+
+
+def _training_data(images: np.ndarray, targets: np.ndarray | None, categories: tuple[str, ...],
+                   frame: pd.DataFrame, what: str, size: int) -> TrainingData:
     index = {c: i for i, c in enumerate(categories)}
     labels = frame["category"].map(index).to_numpy(np.int64)
     counts = frame.groupby("split")["model_id"].nunique().to_dict()
-    log.info("train data: %d composites of %d classes at %d px; models per split %s", len(frame), len(categories),
+    log.info("train data: %d %s of %d classes at %d px; models per split %s", len(frame), what, len(categories),
              size, counts)
-    return TrainingData(images, sem, labels, categories, frame)
+    return TrainingData(images, targets, labels, categories, frame)
+
+
+def product_shot(rgb: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int], margin: float, grey: float,
+                 size: int, stretch: bool) -> np.ndarray:
+    """A render framed like a product photo: the object (soft-edged ``mask``) on a plain
+    ``grey`` background, cropped to ``box`` (x0, y0, x1, y1) grown by ``margin`` of its size
+    on each side, then stretched (or padded with the background) to ``size`` square."""
+    alpha = cv2.GaussianBlur((mask > 0).astype(np.float32), (3, 3), 0)[:, :, None]
+    image = rgb[:, :, :3].astype(np.float32) * alpha + grey * (1.0 - alpha)
+    x0, y0, x1, y1 = box
+    mx, my = int(margin * (x1 - x0)), int(margin * (y1 - y0))
+    image = image[max(0, y0 - my) : y1 + my, max(0, x0 - mx) : x1 + mx]
+    if not stretch:
+        h, w = image.shape[:2]
+        side = max(h, w)
+        canvas = np.full((side, side, 3), grey, np.float32)
+        canvas[(side - h) // 2 : (side - h) // 2 + h, (side - w) // 2 : (side - w) // 2 + w] = image
+        image = canvas
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR).round().clip(0, 255).astype(np.uint8)
+
+
+def load_product_shots(root: str | Path, categories: Sequence[str], size: int, shots: ProductShotParams, *,
+                       stretch: bool, val: float, test: float, seed: int) -> TrainingData:
+    """The renders of ``categories`` under ``root`` (``paths.renders``) as product shots
+    (:func:`product_shot`; the grey level of each drawn from ``shots.background``, seeded by
+    the render's id), with the composites' model-level splits."""
+    root = Path(root)
+    frame, categories = _select(root, "renders", categories, "sample_id", val, test, seed)
+    frame["composite_id"] = frame["sample_id"]  # the row id the training plots name
+    images = []
+    for row in tqdm(frame.itertuples(), total=len(frame), desc="train: product shots", unit="img", mininterval=2.0):
+        rgb, mask = read_image(root / row.rgb), read_image(root / row.mask)
+        if mask.ndim == 3:
+            mask = mask[:, :, 0]
+        grey = rng_for(seed, "product_shot", row.sample_id).uniform(shots.background.lo, shots.background.hi)
+        box = (int(row.bbox_x0), int(row.bbox_y0), int(row.bbox_x1), int(row.bbox_y1))
+        if box[2] <= box[0] or box[3] <= box[1]:
+            raise ValueError(f"{root / row.rgb}: the object's box {box} is empty (manifest {root / 'manifest.parquet'}"
+                             "); re-render it (dvc repro render)")
+        images.append(product_shot(rgb, mask, box, shots.margin, grey, size, stretch))
+    return _training_data(np.stack(images), None, categories, frame, "product shots of renders", size)
 
 
 def to_tensor_batch(images: np.ndarray) -> np.ndarray:

@@ -43,7 +43,8 @@ from core.io import stable_hash, write_metrics
 from core.networks import TorchPredictor, build_network, model_size_mb
 from core.params import (LABEL_SETS, ClassifierMethod, ConjugateMethod, HogSoftmaxMethod, Params, PretrainedMethod,
                          TrainerParams, ZeroShotMethod)
-from core.trainsets import MEAN, STD, TRAINING_DATA, TrainingData, TripletSampler, load_composites
+from core.trainsets import (MEAN, PRODUCT_SHOTS_DATA, STD, TRAINING_DATA, TrainingData, TripletSampler,
+                            load_composites, load_product_shots)
 from core.training import FitResult, LoopSettings, fit, pick_device
 from models.conjugate import ConjugateNet
 from models.heads import FeatureClassifier, NormalizedLinear
@@ -326,9 +327,19 @@ def train_torch(params: Params, method: str, spec: ClassifierMethod | ConjugateM
         norm = PRETRAINED_NORM
     else:
         size, norm = t.image_size, (MEAN, STD)
-    data = load_composites(params.paths.composites, categories, size, targets=isinstance(spec, ConjugateMethod),
-                           val=t.val_models, test=t.test_models, seed=params.seed)
+    shots = spec.product_shots if isinstance(spec, PretrainedMethod) else None
+    source = Path(params.paths.renders if shots is not None else params.paths.composites)
+    if shots is not None:
+        data = load_product_shots(source, categories, size, shots, stretch=spec.resize == "stretch",
+                                  val=t.val_models, test=t.test_models, seed=params.seed)
+    else:
+        data = load_composites(source, categories, size, targets=isinstance(spec, ConjugateMethod),
+                               val=t.val_models, test=t.test_models, seed=params.seed)
     categories = data.categories
+    if isinstance(spec, PretrainedMethod) and not spec.hold_out_models:
+        data.frame["split"] = "train"
+        log.info("train@%s: hold_out_models false: all %d models train the head (no synthetic val/test split)",
+                 method, data.frame["model_id"].nunique())
     prior: dict[str, Any] | None = None
     if isinstance(spec, PretrainedMethod) and spec.prior_weight > 0:
         if backbone is None:
@@ -346,10 +357,10 @@ def train_torch(params: Params, method: str, spec: ClassifierMethod | ConjugateM
     batches = Batches(data, norm, device)
     train_rows, val_rows, test_rows = (data.indices(s) for s in ("train", "val", "test"))
     if not len(train_rows):
-        raise ValueError(f"{params.paths.composites}: no training composites of {list(categories)}")
+        raise ValueError(f"{source}: no training images of {list(categories)} (every model is held out)")
     fingerprint = stable_hash(method, json.dumps(spec.model_dump(mode="json"), sort_keys=True),
                               json.dumps(t.model_dump(mode="json"), sort_keys=True), params.seed,
-                              (Path(params.paths.composites) / "manifest.parquet").read_bytes())
+                              (source / "manifest.parquet").read_bytes())
     checkpoint = Path(params.paths.staging) / "train" / method / "checkpoint.pt"
     settings = fit_settings(params, spec)
     feats: torch.Tensor | None = None
@@ -387,7 +398,7 @@ def train_torch(params: Params, method: str, spec: ClassifierMethod | ConjugateM
 
     result = fit(net, train_rows, step, validate, settings, checkpoint=checkpoint, fingerprint=fingerprint,
                  param_groups=groups, desc=f"train@{method}")
-    training_data = TRAINING_DATA
+    training_data = trained_on(spec)
     adapted: dict[str, Any] = {}
     if isinstance(spec, PretrainedMethod) and spec.self_training is not None:
         if feats is None:
@@ -412,7 +423,7 @@ def train_torch(params: Params, method: str, spec: ClassifierMethod | ConjugateM
         guess = np.array(categories)[pred]
         metrics["synthetic_test_accuracy"] = round(M.accuracy(truth, guess), 4)
         metrics["synthetic_test_mean_class_accuracy"] = round(M.mean_class_accuracy(truth, guess, list(categories)), 4)
-    write_training_plots(plots_dir, method, result, net, batches, data, test_rows, desc)
+    write_training_plots(plots_dir, method, result, net, batches, data, test_rows, desc, trained_on(spec))
     arch = arch_of(spec, pretrained.get("padding", "tf"))
     if adapted:
         arch["head"] = "linear_normalized"
@@ -481,6 +492,15 @@ def self_train(net: FeatureClassifier, spec: PretrainedMethod, params: Params, b
                         "pseudo_label_counts": counts.tolist(), **st.model_dump(mode="json")}}
 
 
+def trained_on(spec: Any) -> str:
+    """The training data of a method before any adaptation (self-training says its own)."""
+    if isinstance(spec, ZeroShotMethod):
+        return ZEROSHOT_DATA
+    if isinstance(spec, PretrainedMethod) and spec.product_shots is not None:
+        return PRODUCT_SHOTS_DATA
+    return TRAINING_DATA
+
+
 def describe(spec: Any) -> str:
     if isinstance(spec, ConjugateMethod):
         noise = {"adaptive": "coupled adaptive noise (eq. 9)", "fixed": "fixed noise", "none": "no noise"}[spec.noise]
@@ -491,7 +511,9 @@ def describe(spec: Any) -> str:
         return f"{spec.classifier} on RGB{', multi-triplet' if spec.triplet.enabled else ''}"
     if isinstance(spec, PretrainedMethod):
         return (f"{spec.backbone} ImageNet features, {spec.mode}{', nearest class mean' if spec.head == 'ncm' else ''}"
-                f"{f' + ImageNet prior (weight {spec.prior_weight:g})' if spec.prior_weight > 0 else ''}")
+                f"{', on product shots of the renders' if spec.product_shots is not None else ''}"
+                f"{f' + ImageNet prior (weight {spec.prior_weight:g})' if spec.prior_weight > 0 else ''}"
+                f"{', self-trained on unlabelled photos' if spec.self_training is not None else ''}")
     if isinstance(spec, ZeroShotMethod):
         return f"{spec.backbone} ImageNet classifier + label map, no CAD, no training (the reference)"
     return "HOG + colour grid, softmax regression (L-BFGS)"
@@ -500,7 +522,7 @@ def describe(spec: Any) -> str:
 def summarise(method: str, spec: Any, params: Params, data: TrainingData, result: FitResult, net: torch.nn.Module,
               train_s: float, device: torch.device, size: int, pretrained: dict[str, Any]) -> dict[str, Any]:
     split = data.frame["split"]
-    out = {"method": method, "kind": spec.kind, "description": describe(spec), "training_data": TRAINING_DATA,
+    out = {"method": method, "kind": spec.kind, "description": describe(spec), "training_data": trained_on(spec),
            "label_set": params.trainer.label_set, "classes": len(data.categories), "seed": params.seed,
            "image_size": size, "device": device.type, "parameters": int(sum(p.numel() for p in net.parameters())),
            "model_size_mb": model_size_mb(net), "train_time_s": round(train_s, 1), "steps": result.steps,
@@ -514,11 +536,12 @@ def summarise(method: str, spec: Any, params: Params, data: TrainingData, result
 
 
 def write_training_plots(folder: Path, method: str, result: FitResult | None, net: torch.nn.Module | None,
-                         batches: Batches | None, data: TrainingData, rows: np.ndarray, desc: np.ndarray) -> None:
+                         batches: Batches | None, data: TrainingData, rows: np.ndarray, desc: np.ndarray,
+                         trained: str = TRAINING_DATA) -> None:
     """history.csv (dvc plots), noise ratios over training (Fig. 8), the reconstruction
     grid (Fig. 9/10) and a PCA of the descriptors (Fig. 11) of the synthetic test split."""
     folder.mkdir(parents=True, exist_ok=True)
-    title = f"{method}: trained on {TRAINING_DATA}"
+    title = f"{method}: trained on {trained}"
     if result is not None:
         history = pd.DataFrame(result.history)
         history.to_csv(folder / "history.csv", index=False, float_format="%.6g")
@@ -622,7 +645,7 @@ def make_zeroshot(params: Params, method: str, spec: ZeroShotMethod, categories:
         out["synthetic_test_mean_class_accuracy"] = round(
             M.mean_class_accuracy(truth, guess, list(data.categories)), 4)
     # The stage's plots output: the PCA of the ImageNet features of the synthetic test split.
-    write_training_plots(plots_dir, method, None, None, None, data, rows, desc)
+    write_training_plots(plots_dir, method, None, None, None, data, rows, desc, trained_on(spec))
     return predictor, out
 
 
@@ -638,8 +661,7 @@ def run(params: Params, method: str) -> dict[str, Any]:
     out_dir = Path(params.paths.models) / method
     plots_dir = Path(params.paths.plots) / "train" / method
     log.info("train@%s: %s; label set %s (%d classes); trained on %s", method, describe(spec),
-             params.trainer.label_set, len(categories),
-             ZEROSHOT_DATA if isinstance(spec, ZeroShotMethod) else TRAINING_DATA)
+             params.trainer.label_set, len(categories), trained_on(spec))
     if isinstance(spec, HogSoftmaxMethod):
         model, metrics = train_hog(params, spec, categories, plots_dir)
     elif isinstance(spec, ZeroShotMethod):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import pandas as pd
 
-from core.trainsets import TrainingData, TripletSampler, split_models, view_directions
+from core.trainsets import TrainingData, TripletSampler, product_shot, split_models, view_directions
 
 
 def frame(n_models: int = 4, views: int = 6, classes=("chair", "sofa", "bed")) -> pd.DataFrame:
@@ -47,3 +47,38 @@ def test_triplet_sets_follow_the_pose_rules():
     assert (labels[negs[:, 0]] == labels[rows]).all()
     assert (np.einsum("ij,ij->i", dirs[negs[:, 0]], dirs[rows]) <= np.cos(np.radians(90)) + 1e-9).all()
     assert (labels[negs[:, 1:]] != labels[rows][:, None]).all() and negs.shape == (len(rows), 3)
+
+
+def test_a_product_shot_frames_the_object_on_a_plain_background():
+    rgb = np.zeros((40, 40, 3), np.uint8)
+    rgb[..., 0] = 250  # a red object wherever the mask says
+    mask = np.zeros((40, 40), np.uint8)
+    mask[10:30, 10:30] = 255
+    shot = product_shot(rgb, mask, (10, 10, 30, 30), margin=0.25, grey=100.0, size=30, stretch=True)
+    assert shot.shape == (30, 30, 3) and shot.dtype == np.uint8
+    # the crop is the box grown by a quarter of its side (5 px) on each side: 30 x 30 px
+    assert (shot[0, 0] == 100).all() and (shot[-1, -1] == 100).all()  # background in the margin
+    assert tuple(shot[15, 15]) == (250, 0, 0)  # the object in the middle
+    wide = np.zeros((40, 40), np.uint8)
+    wide[18:22, 5:35] = 255  # a flat object: 30 x 4 px
+    padded = product_shot(rgb, wide, (5, 18, 35, 22), margin=0.0, grey=100.0, size=30, stretch=False)
+    stretched = product_shot(rgb, wide, (5, 18, 35, 22), margin=0.0, grey=100.0, size=30, stretch=True)
+    assert (padded[:10] == 100).all() and tuple(padded[15, 15]) == (250, 0, 0)  # padded above and below
+    # stretched, the object (soft-edged over a pixel) fills the frame's height
+    assert (stretched[:, 15, 0] > 200).mean() > 0.6 and (padded[:, 15, 0] > 200).mean() < 0.2
+
+
+def test_a_render_with_an_empty_box_is_an_error_naming_it(tmp_path):
+    from core.io import write_manifest, write_png
+    from core.params import ProductShotParams
+    from core.trainsets import load_product_shots
+
+    rows = []
+    for i, (cls, box) in enumerate((("chair", (2, 2, 10, 10)), ("sofa", (5, 5, 5, 9)))):
+        write_png(tmp_path / f"{i}_rgb.png", np.full((16, 16, 3), 90, np.uint8))
+        write_png(tmp_path / f"{i}_mask.png", np.full((16, 16), 255, np.uint8))
+        rows.append({"sample_id": f"{cls}-v0", "model_id": cls, "category": cls, "rgb": f"{i}_rgb.png",
+                     "mask": f"{i}_mask.png", "bbox_x0": box[0], "bbox_y0": box[1], "bbox_x1": box[2], "bbox_y1": box[3]})
+    write_manifest(pd.DataFrame(rows), tmp_path / "manifest.parquet")
+    with pytest.raises(ValueError, match=r"1_rgb\.png: the object's box \(5, 5, 5, 9\) is empty"):
+        load_product_shots(tmp_path, ("chair", "sofa"), 8, ProductShotParams(), stretch=True, val=0, test=0, seed=0)

@@ -198,3 +198,35 @@ def test_ncm_head_needs_frozen_features(raw: dict):
 def test_an_undefined_method_names_the_known_ones(raw: dict):
     with pytest.raises(ValueError, match="method 'nope' is not defined under `methods`"):
         train.run(parse_params(raw, "test"), "nope")
+
+
+def test_product_shots_of_the_renders_train_on_every_model(raw: dict, tmp_path: Path):
+    """``product_shots``: the renders (not the composites) cropped on a plain background;
+    ``hold_out_models: false``: every model trains the head, no synthetic split."""
+    rng = np.random.default_rng(1)
+    root = tmp_path / "data/renders"
+    (root / "shards").mkdir(parents=True)
+    rows = []
+    for c, cls in enumerate(CLASSES):
+        for m in range(3):
+            for v in range(2):
+                sid = f"{cls}-{m}-v{v}"
+                mask = np.zeros((48, 48), np.uint8)
+                mask[8:40, 12:36] = 255
+                write_png(root / "shards" / f"{sid}_rgb.png", stripes(c == 0, rng, shape=(48, 48)))
+                write_png(root / "shards" / f"{sid}_mask.png", mask)
+                rows.append({"sample_id": sid, "model_id": f"{cls}-{m}", "category": cls, "rgb": f"shards/{sid}_rgb.png",
+                             "mask": f"shards/{sid}_mask.png", "bbox_x0": 12, "bbox_y0": 8, "bbox_x1": 36, "bbox_y1": 40})
+    write_manifest(pd.DataFrame(rows), root / "manifest.parquet")
+    weights = shared_data("weights", "coral", "mobilenet_v1_0.25_128_quant.tflite")
+    raw["methods"]["shots_v1"] = {"kind": "pretrained", "backbone": "mobilenet_v1_025", "weights": str(weights),
+                                  "image_size": 64, "head": "ncm", "resize": "stretch", "hold_out_models": False,
+                                  "product_shots": {"margin": 0.1, "background": {"lo": 220, "hi": 255}}}
+    metrics = train.run(parse_params(raw, "test"), "shots_v1")
+    assert metrics["training_data"] == "synthetic only (product shots of CAD renders)"
+    assert "product shots" in metrics["description"]
+    assert metrics["train_composites"] == 12 and metrics["test_composites"] == metrics["val_composites"] == 0
+    assert "synthetic_test_accuracy" not in metrics
+    predictor = load_predictor(tmp_path / "data/models/shots_v1")
+    assert predictor.info["training_data"] == metrics["training_data"] and predictor.info["train_composites"] == 12
+    assert predictor.predict_proba([stripes(True, np.random.default_rng(3))]).shape == (1, 2)
