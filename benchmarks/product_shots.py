@@ -14,7 +14,7 @@ folder (the repository's outputs are not touched), on IKEA ``val`` (choices) and
 - ``prior_weight``: the ImageNet prior added at inference (logit fusion).
 
 Needs the renders and composites (``make run`` or ``dvc repro composite``) and
-``../shared/data``. About 25 minutes on the 2-core machine (``--quick``: 4 variants).
+``../shared/data``. About 35 minutes on the 2-core machine (``--quick``: 4 variants, 10 minutes).
 """
 
 from __future__ import annotations
