@@ -78,6 +78,17 @@ def normalise(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
 
 
+def ikea_photos() -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """The IKEA photos of ``../shared/data``, their class indices into CLASSES and their split."""
+    ikea = load_ikea(ROOT.parent / "shared/data/ikea/IKEA", ROOT.parent / "shared/data/ikea/splits.csv")
+    photos, truth, split = [], [], []
+    for image, obj in ikea.objects():
+        photos.append(read_image(image.image))
+        truth.append(CLASSES.index(obj.category))
+        split.append(image.split)
+    return photos, np.array(truth), np.array(split)
+
+
 def fit_temperature(cos: np.ndarray, labels: np.ndarray) -> float:
     """The softmax temperature t minimising the cross-entropy of t * cos on the composites."""
     log_t = torch.zeros(1, requires_grad=True)
@@ -135,13 +146,7 @@ def main() -> None:
     features = Features(backbone, LabelMapPrior.from_columns(backbone.classifier, columns))
     torch.manual_seed(0)
 
-    ikea = load_ikea(ROOT.parent / "shared/data/ikea/IKEA", ROOT.parent / "shared/data/ikea/splits.csv")
-    photos, truth, split = [], [], []
-    for image, obj in ikea.objects():
-        photos.append(read_image(image.image))
-        truth.append(CLASSES.index(obj.category))
-        split.append(image.split)
-    truth, split = np.array(truth), np.array(split)
+    photos, truth, split = ikea_photos()
     real = {mode: features([to_input(p, SIZE, mode) for p in photos]) for mode in ("pad", "stretch")}
     data = load_composites(args.composites, CLASSES, SIZE, targets=False, val=params.trainer.val_models,
                            test=params.trainer.test_models, seed=params.seed)

@@ -32,14 +32,12 @@ import cv2
 import numpy as np
 import torch
 
-from core import metrics as M
-from core.evalsets import load_ikea
-from core.io import read_image
 from core.params import LABEL_SETS, ProductShotParams, SelfTrainingParams, load_params
 from core.pretrained import find_backbone, imagenet_labels, label_map_columns
 from core.selftrain import fit_student
 from core.trainsets import load_product_shots
 from flows.smoke import absolute_shared
+from imagenet_levers import ikea_photos, normalise, scores  # benchmarks/ is the script's folder
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = LABEL_SETS["ikea"]
@@ -78,16 +76,6 @@ def prior(logp: np.ndarray, columns: list[list[int]]) -> np.ndarray:
     return np.log(p / p.sum(1, keepdims=True).clip(1e-12) + 1e-12)
 
 
-def normalise(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
-
-
-def scores(truth: np.ndarray, logits: np.ndarray) -> tuple[float, float]:
-    names = np.array(CLASSES)
-    pred = names[logits.argmax(1)]
-    return M.accuracy(names[truth], pred), M.mean_class_accuracy(names[truth], pred, list(CLASSES))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=None, help="also write the table to this Markdown file")
@@ -96,13 +84,7 @@ def main() -> None:
     params = load_params(ROOT / "params.yaml")
     labels = imagenet_labels(absolute_shared(params.imagenet.labels, ROOT))
     columns, _ = label_map_columns(labels, params.imagenet.label_map, CLASSES)
-    ikea = load_ikea(ROOT.parent / "shared/data/ikea/IKEA", ROOT.parent / "shared/data/ikea/splits.csv")
-    photos, truth, split = [], [], []
-    for image, obj in ikea.objects():
-        photos.append(read_image(image.image))
-        truth.append(CLASSES.index(obj.category))
-        split.append(image.split)
-    truth, split = np.array(truth), np.array(split)
+    photos, truth, split = ikea_photos()
     val, test = split == "val", split == "test"
     spec = params.methods["imagenet_zeroshot"]
     mobilenet, _ = find_backbone(spec.backbone, absolute_shared(spec.weights, ROOT))
